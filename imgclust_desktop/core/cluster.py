@@ -1,0 +1,391 @@
+"""Cluster: HDBSCAN, k-means, k-medoids, agglomerative, DBSCAN, OPTICS, GMM; k chosen automatically or fixed."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+
+METHODS = ("hdbscan", "kmeans", "kmedoids", "agglomerative", "dbscan", "optics", "gmm")
+K_METHODS = ("kmeans", "kmedoids", "agglomerative", "gmm")  # methods that take a number of clusters
+CRITERIA = ("silhouette", "davies_bouldin", "calinski_harabasz", "elbow")
+LINKAGES = ("ward", "average", "complete", "single")
+SILHOUETTE_SAMPLE = 4000  # silhouette is O(n^2): score larger sets on a fixed-seed sample
+SCIPY_LINKAGE_MAX = 20000  # above this a full sample linkage needs too much memory
+K_TOLERANCE = 0.05  # auto-k: scores within 5 % of the best count as equally good (see choose_k)
+
+
+@dataclass
+class ClusterParams:
+    method: str = "hdbscan"  # hdbscan kmeans kmedoids agglomerative dbscan optics gmm
+    k: int | None = None  # fixed k (methods that take one)
+    k_range: tuple[int, int] = (2, 25)
+    criterion: str = "silhouette"  # silhouette davies_bouldin calinski_harabasz elbow
+    linkage: str = "ward"  # agglomerative
+    max_d: float | None = None  # dendrogram cut height (agglomerative)
+    space: str = "umap"  # "reduced" (PCA space) or "umap" (low-dim UMAP space for clustering)
+    min_cluster_size: int | None = None  # hdbscan; None = scaled to n
+    eps: float | None = None  # dbscan
+    seed: int = 0
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # int [n], -1 = noise
+    n_clusters: int
+    k_curve: dict | None  # {"k": [...], "score": [...], "criterion": str, "chosen": int}
+    scores: dict  # silhouette, davies_bouldin, calinski_harabasz, hopkins (where defined)
+    outlier_score: np.ndarray | None  # GLOSH when hdbscan, else None
+    params: ClusterParams
+
+
+def default_min_cluster_size(n: int) -> int:
+    """HDBSCAN smallest cluster scaled to n: 1 % of the images, between 5 and 500."""
+    # Measured on digits / Fashion-MNIST features: 1 % gives near-class-sized clusters with little noise;
+    # 0.5 % splits classes into fragments and labels 3-15 % of the images noise.
+    return int(np.clip(round(0.01 * n), 5, 500))
+
+
+def cluster_space_dims(n: int) -> int:
+    """Dimensions of the UMAP space used for clustering."""
+    return 10
+
+
+def clustering_space(data: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """The space labels are computed in: the data itself or a low-dim UMAP of it."""
+    from .embed import umap_transform
+
+    if params.space == "reduced" or len(data) < 30 or data.shape[1] <= cluster_space_dims(len(data)):
+        return data
+    if params.space != "umap":
+        raise ValueError(f"unknown clustering space {params.space!r}; choose 'reduced' or 'umap'")
+    # min_dist=0 packs neighbours tightly: what density clustering wants, unlike a display map.
+    return umap_transform(data, n_components=cluster_space_dims(len(data)), seed=params.seed, min_dist=0.0)
+
+
+def cut_linkage(linkage_matrix: np.ndarray, max_d: float) -> np.ndarray:
+    """Flat 0-based labels of a scipy linkage cut at height max_d (same partition as fcluster 'distance')."""
+    from scipy.cluster.hierarchy import fcluster
+
+    flat = fcluster(np.asarray(linkage_matrix, dtype=float), t=float(max_d), criterion="distance")
+    return _relabel(flat - 1)
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Clusters renumbered 0..k-1 by first appearance; noise stays -1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full(len(labels), -1, np.int64)
+    mapping: dict[int, int] = {}
+    for i, lab in enumerate(labels.tolist()):
+        if lab >= 0:
+            out[i] = mapping.setdefault(lab, len(mapping))
+    return out
+
+
+# ----------------------------------------------------------------- k-medoids (alternate / Voronoi iteration)
+
+
+def kmedoids(
+    x: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 50, n_init: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alternate k-medoids, best of n_init k-medoids++ starts; returns (labels, medoid row indices)."""
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(n_init):  # alternate k-medoids stops in local optima: restarts make that rare
+        labels, medoid_idx, cost = _kmedoids_once(x, k, rng, max_iter)
+        if best is None or cost < best[0]:
+            best = (cost, labels, medoid_idx)
+    return best[1], best[2]
+
+
+def _kmedoids_once(x: np.ndarray, k: int, rng: np.random.Generator, max_iter: int) -> tuple:
+    n = len(x)
+    medoids = [int(rng.integers(n))]
+    nearest = np.linalg.norm(x - x[medoids[0]], axis=1)
+    for _ in range(1, k):
+        weights = nearest**2
+        total = weights.sum()
+        pick = int(rng.choice(n, p=weights / total)) if total > 0 else int(rng.integers(n))
+        medoids.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(x - x[pick], axis=1))
+    medoid_idx = np.array(medoids)
+    for _ in range(max_iter):
+        dist = np.linalg.norm(x[:, None, :] - x[medoid_idx][None, :, :], axis=2)
+        labels = dist.argmin(axis=1)
+        new = medoid_idx.copy()
+        for c in range(k):
+            members = np.flatnonzero(labels == c)
+            if len(members):
+                new[c] = members[_medoid_of(x[members])]
+        if np.array_equal(new, medoid_idx):
+            break
+        medoid_idx = new
+    dist = np.linalg.norm(x[:, None, :] - x[medoid_idx][None, :, :], axis=2)
+    return dist.argmin(axis=1), medoid_idx, float(dist.min(axis=1).sum())
+
+
+def _medoid_of(points: np.ndarray, max_candidates: int = 500) -> int:
+    """Index (into points) of the member with the least total distance to all members."""
+    candidates = np.arange(len(points))
+    if len(points) > max_candidates:
+        # Large cluster: the medoid lies near the centre; score only the members closest to the mean.
+        centre_dist = np.linalg.norm(points - points.mean(axis=0), axis=1)
+        candidates = np.argsort(centre_dist, kind="stable")[:max_candidates]
+    cost = np.zeros(len(candidates))
+    for start in range(0, len(points), 2048):
+        chunk = points[start : start + 2048]
+        cost += np.linalg.norm(points[candidates][:, None, :] - chunk[None, :, :], axis=2).sum(axis=1)
+    return int(candidates[np.argmin(cost)])
+
+
+# ----------------------------------------------------------------------------- one run per method
+
+
+def _fit_k(x: np.ndarray, method: str, k: int, params: ClusterParams, tree: object | None) -> np.ndarray:
+    """Labels for a fixed k with one of the k-taking methods."""
+    seed = params.seed
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
+    if method == "kmedoids":
+        return kmedoids(x, k, seed=seed)[0]
+    if method == "gmm":
+        from sklearn.mixture import GaussianMixture
+
+        return GaussianMixture(
+            n_components=k, covariance_type="full", reg_covar=1e-4, random_state=seed
+        ).fit_predict(x)
+    if method == "agglomerative":
+        if tree is not None:
+            from scipy.cluster.hierarchy import fcluster
+
+            return fcluster(tree, t=k, criterion="maxclust") - 1
+        from sklearn.cluster import AgglomerativeClustering
+        from sklearn.neighbors import kneighbors_graph
+
+        # Too many images for a full tree in memory: grow it along a sparse neighbour graph instead.
+        graph = kneighbors_graph(x, n_neighbors=10, include_self=False)
+        return AgglomerativeClustering(n_clusters=k, linkage=params.linkage, connectivity=graph).fit_predict(
+            x
+        )
+    raise ValueError(f"{method} does not take a number of clusters")
+
+
+def _sample_linkage(x: np.ndarray, method: str) -> np.ndarray | None:
+    from scipy.cluster.hierarchy import linkage
+
+    if len(x) > SCIPY_LINKAGE_MAX:
+        return None
+    return linkage(x, method=method)
+
+
+def _hdbscan(x: np.ndarray, params: ClusterParams) -> tuple[np.ndarray, np.ndarray]:
+    import hdbscan
+
+    mcs = params.min_cluster_size or default_min_cluster_size(len(x))
+    mcs = int(min(max(2, mcs), max(2, len(x) - 1)))
+    # min_samples = mcs (hdbscan's own default) marks less noise than a small fixed value; capped for speed.
+    model = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min(mcs, 50), core_dist_n_jobs=1)
+    labels = model.fit_predict(x)
+    glosh = np.nan_to_num(np.asarray(model.outlier_scores_, dtype=np.float32), nan=0.0)
+    return labels, np.clip(glosh, 0.0, 1.0)
+
+
+def _dbscan(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+    from sklearn.cluster import DBSCAN
+
+    min_samples = params.min_cluster_size or 5
+    eps = params.eps or _estimate_eps(x, min_samples)
+    return DBSCAN(eps=eps, min_samples=min_samples).fit_predict(x)
+
+
+def _estimate_eps(x: np.ndarray, min_samples: int) -> float:
+    """DBSCAN radius from the k-distance curve: a generous quantile of the distance to the k-th neighbour."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(min_samples, len(x) - 1)
+    dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    eps = float(np.quantile(dist[:, -1], 0.9))
+    return eps if eps > 0 else 1e-6
+
+
+def _optics(x: np.ndarray, params: ClusterParams) -> np.ndarray:
+    from sklearn.cluster import OPTICS
+
+    mcs = params.min_cluster_size or default_min_cluster_size(len(x))
+    # A neighbourhood of 10+ keeps the reachability plot smooth; mcs still sets the smallest cluster.
+    min_samples = int(min(np.clip(mcs, 10, 50), len(x) - 1))
+    return OPTICS(min_samples=min_samples, min_cluster_size=min(max(2, mcs), len(x)), n_jobs=1).fit_predict(x)
+
+
+# ----------------------------------------------------------------------------- scores and auto-k
+
+
+def _score(x: np.ndarray, labels: np.ndarray, criterion: str, seed: int) -> float:
+    """One criterion for one labelling (noise left out); NaN where undefined."""
+    from sklearn import metrics
+
+    keep = labels >= 0
+    x, labels = x[keep], labels[keep]
+    n_labels = len(np.unique(labels))
+    if criterion == "elbow":
+        return float(
+            sum(((x[labels == c] - x[labels == c].mean(axis=0)) ** 2).sum() for c in np.unique(labels))
+        )
+    if n_labels < 2 or n_labels >= len(x):
+        return float("nan")
+    if criterion == "silhouette":
+        sample = SILHOUETTE_SAMPLE if len(x) > SILHOUETTE_SAMPLE else None
+        return float(metrics.silhouette_score(x, labels, sample_size=sample, random_state=seed))
+    if criterion == "davies_bouldin":
+        return float(metrics.davies_bouldin_score(x, labels))
+    return float(metrics.calinski_harabasz_score(x, labels))
+
+
+def choose_k(ks: list[int], scores: list[float], criterion: str, tolerance: float = K_TOLERANCE) -> int:
+    """The k a score curve favours: the largest k scoring within tolerance of the best, or the SSE elbow.
+
+    Image sets are often hierarchical (shoes vs clothes, then boots vs sandals) and the top split tends to
+    score best. Too many clusters are cheap to fix (merge in the GUI), too few are not (split by hand), so
+    among near-equal scores the finer clustering wins.
+    """
+    s = np.asarray(scores, dtype=float)
+    if criterion == "elbow":
+        if len(ks) < 3:
+            return ks[int(np.nanargmin(s))]
+        # Elbow = largest second difference of the within-cluster sum of squares: where the gain stops.
+        second = s[:-2] - 2 * s[1:-1] + s[2:]
+        return ks[1 + int(np.nanargmax(second))]
+    if np.all(np.isnan(s)):
+        return ks[0]
+    if criterion == "calinski_harabasz":
+        return ks[int(np.nanargmax(s))]  # CH keeps creeping up with k: a tolerance would run to k_max
+    if criterion == "davies_bouldin":
+        best = np.nanmin(s)
+        good = s <= best + tolerance * abs(best)
+    else:
+        best = np.nanmax(s)
+        good = s >= best - tolerance * abs(best)
+    return ks[int(np.flatnonzero(good)[-1])]
+
+
+def hopkins(x: np.ndarray, *, sample: int = 200, seed: int = 0) -> float:
+    """Hopkins statistic: ~0.5 for uniform data, towards 1 for data that clusters."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(x)
+    if n < 4:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    m = min(sample, max(1, n // 10))
+    nn = NearestNeighbors(n_neighbors=2).fit(x)
+    picks = rng.choice(n, m, replace=False)
+    w = nn.kneighbors(x[picks])[0][:, 1]  # data point to its nearest other data point
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    uniform = rng.uniform(lo, hi, size=(m, x.shape[1]))
+    u = nn.kneighbors(uniform, n_neighbors=1)[0][:, 0]
+    d = x.shape[1]
+    # Distances raised to the dimension (Lawson & Jurs) keep the statistic from saturating in >2-D spaces.
+    scale = max(float(np.max(np.concatenate([u, w]))), 1e-12)
+    u_d, w_d = (u / scale) ** d, (w / scale) ** d
+    total = u_d.sum() + w_d.sum()
+    return float(u_d.sum() / total) if total > 0 else float("nan")
+
+
+def _scores(x: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    sizes = {int(c): int(s) for c, s in zip(*np.unique(labels[labels >= 0], return_counts=True), strict=True)}
+    out: dict = {c: _score(x, labels, c, seed) for c in ("silhouette", "davies_bouldin", "calinski_harabasz")}
+    out["hopkins"] = hopkins(x, seed=seed)
+    out["noise_fraction"] = float(np.mean(labels < 0)) if len(labels) else 0.0
+    out["cluster_sizes"] = sizes
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in out.items()}
+
+
+def _auto_k(
+    x: np.ndarray, params: ClusterParams, tree: object | None, step: Callable[[int, str], None]
+) -> tuple[np.ndarray, dict]:
+    """Run the method over k_range and keep the k the criterion likes best; returns labels and the curve."""
+    lo, hi = params.k_range
+    lo, hi = max(2, int(lo)), min(int(hi), len(x) - 1)
+    if hi < lo:
+        lo = hi = max(1, min(2, len(x) - 1))
+    ks, scores, runs = list(range(lo, hi + 1)), [], {}
+    for i, k in enumerate(ks):
+        step(i, f"{params.method} k={k}")
+        runs[k] = _fit_k(x, params.method, k, params, tree)
+        scores.append(_score(x, runs[k], params.criterion, params.seed))
+    chosen = choose_k(ks, scores, params.criterion)
+    curve = {"k": ks, "score": [None if np.isnan(s) else float(s) for s in scores]}
+    curve.update(criterion=params.criterion, chosen=int(chosen))
+    return runs[chosen], curve
+
+
+def cluster(
+    data: np.ndarray,
+    params: ClusterParams,
+    *,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> Clustering:
+    """Cluster rows of data with params; labels -1 are noise (density methods only)."""
+    if params.method not in METHODS:
+        raise ValueError(f"unknown clustering method {params.method!r}; choose one of {', '.join(METHODS)}")
+    if params.criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {params.criterion!r}; choose one of {', '.join(CRITERIA)}")
+    if params.method == "agglomerative" and params.linkage not in LINKAGES:
+        raise ValueError(f"unknown linkage {params.linkage!r}; choose one of {', '.join(LINKAGES)}")
+    data = np.asarray(data, dtype=np.float32)
+    n = len(data)
+    auto = params.method in K_METHODS and params.k is None and params.max_d is None
+    steps = 2 + (params.k_range[1] - params.k_range[0] + 1 if auto else 1)
+    meter = RateMeter("cluster", steps, on_progress)
+
+    def step(i: int, message: str) -> None:
+        check_cancel(cancelled)
+        meter.update(i, message)
+
+    if n < 3:
+        labels = np.zeros(n, np.int64)
+        return Clustering(labels, int(n > 0), None, _scores(data, labels, params.seed), None, params)
+
+    step(0, "clustering space")
+    x = clustering_space(data, params)
+    outlier_score, k_curve = None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn/hdbscan deprecation chatter is not the person's problem
+        if params.method == "hdbscan":
+            step(1, "hdbscan")
+            labels, outlier_score = _hdbscan(x, params)
+        elif params.method == "dbscan":
+            step(1, "dbscan")
+            labels = _dbscan(x, params)
+        elif params.method == "optics":
+            step(1, "optics")
+            labels = _optics(x, params)
+        else:
+            tree = None
+            if params.method == "agglomerative":
+                step(1, f"{params.linkage} linkage")
+                tree = _sample_linkage(x, params.linkage)
+            if params.method == "agglomerative" and params.max_d is not None:
+                if tree is None:
+                    raise ValueError(
+                        f"a dendrogram cut needs at most {SCIPY_LINKAGE_MAX} images; use a fixed k"
+                    )
+                labels = cut_linkage(tree, params.max_d)
+            elif params.k is not None:
+                step(1, f"{params.method} k={params.k}")
+                labels = _fit_k(x, params.method, int(min(max(1, params.k), n)), params, tree)
+            else:
+                labels, k_curve = _auto_k(x, params, tree, lambda i, m: step(1 + i, m))
+    check_cancel(cancelled)
+    labels = _relabel(labels)
+    scores = _scores(x, labels, params.seed)
+    meter.update(steps, force=True)
+    n_clusters = int(labels.max() + 1) if (labels >= 0).any() else 0
+    return Clustering(labels, n_clusters, k_curve, scores, outlier_score, params)

@@ -1,0 +1,85 @@
+"""Embed: a 2-D map of the reduced features for display (UMAP, t-SNE or PCA), reproducible with a seed."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+
+METHODS = ("umap", "tsne", "pca")
+
+
+def umap_neighbours(n: int) -> int:
+    """UMAP neighbourhood size scaled to n: 15 for small sets, growing slowly so large sets stay connected."""
+    return int(np.clip(round(np.sqrt(n) / 3), 15, 50))
+
+
+def umap_transform(data: np.ndarray, *, n_components: int, seed: int, min_dist: float = 0.1) -> np.ndarray:
+    """UMAP of data to n_components, with sizes that also work for tiny sets."""
+    import umap
+
+    n = len(data)
+    neighbours = min(umap_neighbours(n), n - 1)
+    # The spectral init needs n > n_components + 1; below that use a random start.
+    init = "spectral" if n > n_components + 2 else "random"
+    model = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=max(2, neighbours),
+        min_dist=min_dist,
+        random_state=seed,  # fixed seed: reproducible, at the price of single-threaded layout
+        init=init,
+        n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # UMAP warns about n_jobs with a seed and about tiny graphs
+        return np.asarray(model.fit_transform(data), dtype=np.float32)
+
+
+def _pca(data: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    keep = min(n_components, data.shape[1], len(data))
+    out = np.zeros((len(data), n_components), np.float32)
+    if keep >= 1 and len(data) >= 2:
+        out[:, :keep] = PCA(n_components=keep, random_state=seed).fit_transform(data)
+    return out
+
+
+def _tsne(data: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    n = len(data)
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=n_components, perplexity=perplexity, init="pca", random_state=seed)
+    return np.asarray(tsne.fit_transform(data), dtype=np.float32)
+
+
+def embed(
+    data: np.ndarray,
+    *,
+    method: str = "umap",
+    n_components: int = 2,
+    seed: int = 0,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> np.ndarray:
+    """Map rows of data to n_components (2) dimensions for display; float32 [n, n_components]."""
+    if method not in METHODS:
+        raise ValueError(f"unknown embedding {method!r}; choose one of {', '.join(METHODS)}")
+    data = np.asarray(data, dtype=np.float32)
+    n = len(data)
+    meter = RateMeter("embed", 1, on_progress)
+    meter.update(0, f"{method} map of {n} images", force=True)
+    check_cancel(cancelled)
+    if n < 5 or method == "pca":
+        # Neighbour-graph methods need a handful of points; PCA gives a faithful map of a tiny set.
+        coords = _pca(data, n_components, seed)
+    elif method == "umap":
+        coords = umap_transform(data, n_components=n_components, seed=seed)
+    else:
+        coords = _tsne(data, n_components, seed)
+    check_cancel(cancelled)
+    meter.update(1, force=True)
+    return np.ascontiguousarray(coords, dtype=np.float32)

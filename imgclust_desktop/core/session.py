@@ -1,0 +1,481 @@
+"""The Session: every result of a run plus the person's edits, and its one on-disk format (a folder).
+
+SESSION/session.json   format version, inputs, parameters, model id, timings, scores, clusters, edits,
+                       skipped files, excluded rows, cluster linkage
+SESSION/clusters.csv   path,cluster,x,y,outlier_score,is_medoid,duplicate_group (rows = array order)
+SESSION/features.npy   float32 [n, dim], saved and loaded without pickle
+SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
+
+Every file is written to a temporary name and moved into place with os.replace, so a crash mid-save
+leaves the previous version readable. Loading only reads; anything wrong raises SessionError.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .sources import Skipped
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "imgclust-session"
+CSV_COLUMNS = ["path", "cluster", "x", "y", "outlier_score", "is_medoid", "duplicate_group"]
+NOISE = -1
+
+
+class SessionError(Exception):
+    """A session folder that cannot be read; str(e) says what is wrong in words."""
+
+
+@dataclass
+class ClusterInfo:
+    id: int
+    name: str
+    medoid_index: int | None = None
+    excluded: bool = False
+
+
+@dataclass
+class Session:
+    paths: list[str]
+    features: np.ndarray
+    coords: np.ndarray
+    labels: np.ndarray
+    outlier_score: np.ndarray | None = None
+    duplicate_group: np.ndarray | None = None
+    excluded: np.ndarray | None = None
+    clusters: dict[int, ClusterInfo] = field(default_factory=dict)
+    model_id: str = ""
+    inputs: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+    k_curve: dict | None = None
+    linkage: np.ndarray | None = None
+    linkage_cluster_ids: list[int] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    edits: list[dict] = field(default_factory=list)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.paths)
+        self.features = np.asarray(self.features, dtype=np.float32)
+        self.coords = np.asarray(self.coords, dtype=np.float32)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.outlier_score is None:
+            self.outlier_score = np.zeros(n, np.float32)
+        self.outlier_score = np.asarray(self.outlier_score, dtype=np.float32)
+        if self.duplicate_group is None:
+            self.duplicate_group = np.full(n, -1, np.int64)
+        self.duplicate_group = np.asarray(self.duplicate_group, dtype=np.int64)
+        if self.excluded is None:
+            self.excluded = np.zeros(n, bool)
+        self.excluded = np.asarray(self.excluded, dtype=bool)
+        for cid in np.unique(self.labels[self.labels >= 0]).tolist():
+            self.clusters.setdefault(int(cid), ClusterInfo(int(cid), f"Cluster {cid}"))
+
+    # ---- reading
+
+    def name_of(self, cluster_id: int) -> str:
+        """The cluster's display name ("Noise" for -1)."""
+        if cluster_id == NOISE:
+            return "Noise"
+        info = self.clusters.get(int(cluster_id))
+        return info.name if info is not None else f"Cluster {cluster_id}"
+
+    def sizes(self) -> dict[int, int]:
+        """Images per cluster id, for non-empty clusters only (noise not included)."""
+        ids, counts = np.unique(self.labels[self.labels >= 0], return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+
+    def cluster_ids(self) -> list[int]:
+        """Sorted ids of the clusters that have at least one image."""
+        return sorted(self.sizes())
+
+    def members(self, cluster_id: int) -> np.ndarray:
+        """Row indices of one cluster, medoid first, then by distance to the medoid (most typical first)."""
+        rows = np.flatnonzero(self.labels == cluster_id)
+        info = self.clusters.get(int(cluster_id))
+        medoid = info.medoid_index if info is not None else None
+        if medoid is None or medoid not in set(rows.tolist()) or self.features.shape[0] != len(self.paths):
+            return rows
+        feats = _unit_rows(self.features[rows])
+        similarity = feats @ _unit_rows(self.features[[medoid]])[0]
+        return rows[np.argsort(-similarity, kind="stable")]
+
+    # ---- edits: each appends one JSON-able entry to `edits`; the GUI undoes by calling the inverse
+
+    def assign(self, indices: Sequence[int], cluster_id: int) -> None:
+        """Move rows into one cluster (created if new; -1 = unassigned)."""
+        rows = _rows(indices)
+        previous = self.labels[rows].tolist()
+        self._ensure_cluster(int(cluster_id))
+        self.labels[rows] = int(cluster_id)
+        self._refresh_medoids(set(previous) | {int(cluster_id)})
+        self._log("assign", indices=rows.tolist(), cluster=int(cluster_id), previous=previous)
+
+    def assign_each(self, indices: Sequence[int], labels: Sequence[int]) -> None:
+        """Give each row its own label (the inverse of assign/merge/split)."""
+        rows = _rows(indices)
+        new = np.asarray(labels, dtype=np.int64).ravel()
+        if new.shape != rows.shape:
+            raise ValueError(f"{len(rows)} rows but {len(new)} labels")
+        previous = self.labels[rows].tolist()
+        for cid in set(new.tolist()):
+            self._ensure_cluster(cid)
+        self.labels[rows] = new
+        self._refresh_medoids(set(previous) | set(new.tolist()))
+        self._log("assign_each", indices=rows.tolist(), labels=new.tolist(), previous=previous)
+
+    def new_cluster_id(self, name: str | None = None) -> int:
+        """Reserve a fresh cluster id (one above every id in use) and create its ClusterInfo."""
+        used = set(self.clusters) | set(self.labels.tolist()) | {NOISE}
+        cid = max(used) + 1
+        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}")
+        self._log("new_cluster", cluster=cid, name=self.clusters[cid].name)
+        return cid
+
+    def merge(self, cluster_ids: Iterable[int], into: int | None = None) -> int:
+        """Put every image of these clusters into one (default: the largest); returns its id."""
+        ids = sorted({int(c) for c in cluster_ids} - {NOISE})
+        if not ids:
+            raise ValueError("merge needs at least one cluster")
+        if into is None:
+            sizes = self.sizes()
+            into = max(ids, key=lambda c: (sizes.get(c, 0), -c))
+        rows = np.flatnonzero(np.isin(self.labels, ids) & (self.labels != into))
+        previous = self.labels[rows].tolist()
+        self._ensure_cluster(int(into))
+        self.labels[rows] = int(into)
+        # Emptied clusters keep their ClusterInfo so an undo (assign_each) brings their names back.
+        self._refresh_medoids(set(ids) | {int(into)})
+        self._log("merge", clusters=ids, into=int(into), indices=rows.tolist(), previous=previous)
+        return int(into)
+
+    def split(self, indices: Sequence[int], name: str | None = None) -> int:
+        """Move rows into a brand-new cluster; returns its id."""
+        rows = _rows(indices)
+        previous = self.labels[rows].tolist()
+        used = set(self.clusters) | set(self.labels.tolist()) | {NOISE}
+        cid = max(used) + 1
+        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}")
+        self.labels[rows] = cid
+        self._refresh_medoids(set(previous) | {cid})
+        self._log(
+            "split", indices=rows.tolist(), cluster=cid, name=self.clusters[cid].name, previous=previous
+        )
+        return cid
+
+    def rename(self, cluster_id: int, name: str) -> None:
+        """Give a cluster a new display name."""
+        cid = int(cluster_id)
+        self._ensure_cluster(cid)
+        previous = self.clusters[cid].name
+        # Replace rather than mutate: GUI snapshots share ClusterInfo objects through shallow dict copies.
+        self.clusters[cid] = dataclasses.replace(self.clusters[cid], name=str(name))
+        self._log("rename", cluster=cid, name=str(name), previous=previous)
+
+    def set_excluded(self, indices: Sequence[int], flag: bool) -> None:
+        """Mark rows as excluded from export (or include them again)."""
+        rows = _rows(indices)
+        previous = self.excluded[rows].tolist()
+        self.excluded[rows] = bool(flag)
+        self._log("exclude", indices=rows.tolist(), flag=bool(flag), previous=previous)
+
+    def set_cluster_excluded(self, cluster_id: int, flag: bool) -> None:
+        """Mark a whole cluster as excluded from export by default."""
+        cid = int(cluster_id)
+        self._ensure_cluster(cid)
+        previous = self.clusters[cid].excluded
+        self.clusters[cid] = dataclasses.replace(self.clusters[cid], excluded=bool(flag))
+        self._log("exclude_cluster", cluster=cid, flag=bool(flag), previous=previous)
+
+    def _ensure_cluster(self, cid: int) -> None:
+        if cid != NOISE and cid not in self.clusters:
+            self.clusters[cid] = ClusterInfo(cid, f"Cluster {cid}")
+
+    def _refresh_medoids(self, cluster_ids: Iterable[int]) -> None:
+        # An edit can move the medoid out of its cluster: recompute the most central row in feature space.
+        if self.features.shape[0] != len(self.paths) or self.features.ndim != 2:
+            return
+        for cid in cluster_ids:
+            if cid == NOISE or cid not in self.clusters:
+                continue
+            rows = np.flatnonzero(self.labels == cid)
+            medoid = None
+            if rows.size:
+                feats = _unit_rows(self.features[rows])
+                medoid = int(rows[int(np.argmax(feats @ feats.mean(axis=0)))])
+            self.clusters[cid] = dataclasses.replace(self.clusters[cid], medoid_index=medoid)
+
+    def _log(self, op: str, **details: Any) -> None:
+        self.edits.append({"op": op, "time": round(time.time(), 3), **details})
+
+
+def _rows(indices: Sequence[int]) -> np.ndarray:
+    return np.asarray(indices, dtype=np.int64).ravel()
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+# ---- saving
+
+
+def save(session: Session, folder: Path, *, report: bool = True) -> None:
+    """Write the session folder (atomic per file); montages and report.html too unless report=False."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(session.paths)
+    if session.features.shape[0] != n or session.coords.shape[0] != n or session.labels.shape[0] != n:
+        raise SessionError(
+            f"inconsistent session: {n} paths, {session.features.shape[0]} feature rows, "
+            f"{session.coords.shape[0]} map points, {session.labels.shape[0]} labels"
+        )
+    features = np.ascontiguousarray(session.features, dtype=np.float32)
+    _atomic_write(folder / "features.npy", lambda f: np.save(f, features, allow_pickle=False), binary=True)
+    _atomic_write(folder / "clusters.csv", lambda f: _write_csv(session, f))
+    _atomic_write(folder / "session.json", lambda f: json.dump(_to_json(session), f, indent=1))
+    session.path = folder
+    if report:
+        from .report import write_report  # PIL drawing; imported here so loading stays light
+
+        write_report(session, folder)
+
+
+def _to_json(session: Session) -> dict:
+    sizes = session.sizes()
+    clusters = [
+        {
+            "id": cid,
+            "name": info.name,
+            "size": sizes.get(cid, 0),
+            "medoid_index": info.medoid_index,
+            "medoid_path": session.paths[info.medoid_index] if info.medoid_index is not None else None,
+            "excluded": info.excluded,
+        }
+        for cid, info in sorted(session.clusters.items())
+    ]
+    from imgclust_desktop import __version__
+
+    return _jsonable(
+        {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "app_version": __version__,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_images": len(session.paths),
+            "feature_dim": int(session.features.shape[1]) if session.features.ndim == 2 else 0,
+            "inputs": list(session.inputs),
+            "model_id": session.model_id,
+            "params": session.params,
+            "timings": session.timings,
+            "scores": session.scores,
+            "k_curve": session.k_curve,
+            "clusters": clusters,
+            "noise": int(np.sum(session.labels == NOISE)),
+            "excluded_rows": np.flatnonzero(session.excluded).tolist(),
+            "linkage": None if session.linkage is None else np.asarray(session.linkage, float).tolist(),
+            "linkage_cluster_ids": list(session.linkage_cluster_ids),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in session.skipped],
+            "edits": session.edits,
+        }
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only: numpy scalars/arrays unwrapped, tuples as lists, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _write_csv(session: Session, f) -> None:
+    medoids = {info.medoid_index for info in session.clusters.values() if info.medoid_index is not None}
+    writer = csv.writer(f)
+    writer.writerow(CSV_COLUMNS)
+    coords = session.coords.tolist()
+    for i, path in enumerate(session.paths):
+        writer.writerow(
+            [
+                path,
+                int(session.labels[i]),
+                repr(float(coords[i][0])),
+                repr(float(coords[i][1])),
+                repr(float(session.outlier_score[i])),
+                int(i in medoids),
+                int(session.duplicate_group[i]),
+            ]
+        )
+
+
+def _atomic_write(target: Path, write, *, binary: bool = False) -> None:
+    """Write through a temporary file in the same folder, fsync, then os.replace onto the target."""
+    # A unique name opened with "x" (not mkstemp): the file gets the usual permissions, not 0600.
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
+    handle = open(tmp, "xb" if binary else "x", **kwargs)  # noqa: SIM115 (closed below, before replace)
+    try:
+        with handle as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write bytes atomically (temp file + os.replace); used for montages and the report."""
+    _atomic_write(Path(target), lambda f: f.write(data), binary=True)
+
+
+# ---- loading
+
+
+def load(folder: Path) -> Session:
+    """Read a session folder; raises SessionError with a clear message, never unpickles, writes nothing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SessionError(f"{folder} is not a session folder (it does not exist or is not a folder)")
+    meta = _read_meta(folder / "session.json")
+    rows = _read_csv(folder / "clusters.csv")
+    n = len(rows)
+    if meta.get("n_images", n) != n:
+        raise SessionError(f"clusters.csv has {n} rows but session.json says {meta['n_images']} images")
+    features = _read_features(folder / "features.npy", n)
+    try:
+        paths = [r[0] for r in rows]
+        labels = np.array([int(r[1]) for r in rows], np.int64)
+        coords = np.array([[float(r[2]), float(r[3])] for r in rows], np.float32).reshape(n, 2)
+        outlier = np.array([float(r[4]) for r in rows], np.float32)
+        duplicates = np.array([int(r[6]) for r in rows], np.int64)
+        excluded = np.zeros(n, bool)
+        excluded[np.asarray(meta.get("excluded_rows", []), np.int64)] = True
+        clusters = {
+            int(c["id"]): ClusterInfo(
+                int(c["id"]),
+                str(c["name"]),
+                None if c.get("medoid_index") is None else int(c["medoid_index"]),
+                bool(c.get("excluded", False)),
+            )
+            for c in meta.get("clusters", [])
+        }
+        for info in clusters.values():
+            if info.medoid_index is not None and not 0 <= info.medoid_index < n:
+                raise ValueError(f"cluster {info.id} has medoid row {info.medoid_index} outside 0..{n - 1}")
+        linkage = meta.get("linkage")
+        skipped = [Skipped(str(s["path"]), str(s["reason"])) for s in meta.get("skipped", [])]
+        session = Session(
+            paths=paths,
+            features=features,
+            coords=coords,
+            labels=labels,
+            outlier_score=outlier,
+            duplicate_group=duplicates,
+            excluded=excluded,
+            clusters=clusters,
+            model_id=str(meta.get("model_id", "")),
+            inputs=[str(p) for p in meta.get("inputs", [])],
+            params=dict(meta.get("params") or {}),
+            timings=dict(meta.get("timings") or {}),
+            scores=dict(meta.get("scores") or {}),
+            k_curve=meta.get("k_curve"),
+            linkage=None if linkage is None else np.asarray(linkage, np.float64).reshape(-1, 4),
+            linkage_cluster_ids=[int(c) for c in meta.get("linkage_cluster_ids", [])],
+            skipped=skipped,
+            edits=list(meta.get("edits", [])),
+            path=folder,
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise SessionError(f"session folder {folder} is damaged: {exc}") from None
+    return session
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SessionError(f"{path.parent} is not a session folder (no session.json)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionError(f"cannot read {path}: {exc}") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SessionError(f"session.json is damaged (not valid JSON: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise SessionError(f"{path} is not an imgclust session file")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise SessionError("session.json is damaged (no format version)")
+    if version > FORMAT_VERSION:
+        raise SessionError(
+            f"this session was saved by a newer imgclust (format {version}; this version reads up to "
+            f"{FORMAT_VERSION}): update imgclust to open it"
+        )
+    return meta
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != CSV_COLUMNS:
+                raise SessionError(f"clusters.csv is damaged (unexpected header {header})")
+            rows = list(reader)
+    except FileNotFoundError:
+        raise SessionError(f"the session folder has no clusters.csv ({path})") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SessionError(f"cannot read clusters.csv: {exc}") from None
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(CSV_COLUMNS):
+            raise SessionError(f"clusters.csv is damaged (line {number} has {len(row)} fields)")
+    return rows
+
+
+def _read_features(path: Path, n: int) -> np.ndarray:
+    try:
+        features = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SessionError(f"the session folder has no features.npy ({path})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise SessionError(f"features.npy is damaged: {exc}") from None
+    if not isinstance(features, np.ndarray) or features.ndim != 2 or features.shape[0] != n:
+        shape = getattr(features, "shape", None)
+        raise SessionError(f"features.npy has shape {shape}, expected {n} rows (one per clusters.csv row)")
+    if features.dtype != np.float32:
+        raise SessionError(f"features.npy holds {features.dtype}, expected float32")
+    return features

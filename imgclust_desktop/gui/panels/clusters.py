@@ -1,0 +1,415 @@
+"""The cluster grid: a list of clusters, a virtualised thumbnail grid (medoid first), diagnostics."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from imgclust_desktop.gui import colors
+from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
+
+THUMB_PX = 104
+CELL = QSize(THUMB_PX + 14, THUMB_PX + 30)
+MEAN_SAMPLE = 48  # thumbnails averaged into a cluster's mean image
+SORT_MODES = {"typicality": "Most typical first", "outlier": "Most unusual first"}
+IndexRole = Qt.ItemDataRole.UserRole + 1
+MedoidRole = Qt.ItemDataRole.UserRole + 2
+
+
+def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tuple[np.ndarray, int | None]:
+    """Rows of one cluster, medoid first, then by distance to the medoid (or by outlier score, highest first)."""
+    labels = np.asarray(session.labels)
+    rows = np.flatnonzero(labels == cluster_id)
+    if len(rows) == 0:
+        return rows, None
+    features = np.asarray(session.features, dtype=np.float32)[rows]
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    info = getattr(session, "clusters", {}).get(cluster_id)
+    medoid = None if info is None or info.medoid_index is None else int(info.medoid_index)
+    if medoid is None or labels[medoid] != cluster_id:
+        if cluster_id < 0:
+            medoid = None  # noise has no typical image
+        else:
+            # no stored medoid (or it moved away in an edit): the row nearest the cluster's mean direction
+            medoid = int(rows[np.argmax(features @ features.mean(axis=0))])
+    if sort == "outlier" and getattr(session, "outlier_score", None) is not None:
+        key = -np.asarray(session.outlier_score, dtype=np.float64)[rows]
+    elif medoid is not None:
+        key = 1.0 - features @ features[np.searchsorted(rows, medoid)]  # cosine distance to the medoid
+    else:
+        key = 1.0 - features @ features.mean(axis=0)
+    order = rows[np.argsort(key, kind="stable")]
+    if medoid is not None:
+        order = np.concatenate([[medoid], order[order != medoid]])
+    return order, medoid
+
+
+class ClusterImagesModel(QAbstractListModel):
+    """The images of one cluster as list rows; thumbnails come from the ThumbnailProvider on demand."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.medoid: int | None = None
+        self.session: Any = None
+        self.provider: Any = None
+        self._position: dict[int, int] = {}
+        self._arrived: list[int] = []
+        self._flush = QTimer(self, singleShot=True, interval=50)
+        self._flush.timeout.connect(self._emit_arrivals)
+
+    def set_rows(self, session: Any, rows: np.ndarray, medoid: int | None) -> None:
+        self.beginResetModel()
+        self.session, self.rows, self.medoid = session, np.asarray(rows, dtype=np.int64), medoid
+        self._position = {int(r): p for p, r in enumerate(self.rows)}
+        self.endResetModel()
+
+    def position_of(self, index: int) -> int | None:
+        return self._position.get(int(index))
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self.rows):
+            return None
+        row = int(self.rows[index.row()])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(self.session.paths[row])
+        if role == Qt.ItemDataRole.DecorationRole:
+            return None if self.provider is None else self.provider.get(row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            score = getattr(self.session, "outlier_score", None)
+            extra = "" if score is None else f"\noutlier score {float(score[row]):.2f}"
+            return self.session.paths[row] + extra
+        if role == IndexRole:
+            return row
+        if role == MedoidRole:
+            return row == self.medoid
+        return None
+
+    def thumbnail_arrived(self, index: int) -> None:
+        position = self._position.get(index)
+        if position is not None:
+            self._arrived.append(position)
+            self._flush.start()  # one dataChanged per burst, not one per image
+
+    def _emit_arrivals(self) -> None:
+        if self._arrived:
+            lo, hi = min(self._arrived), max(self._arrived)
+            self._arrived = []
+            self.dataChanged.emit(self.index(lo), self.index(hi), [Qt.ItemDataRole.DecorationRole])
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Paints a fixed-size cell: thumbnail centred, a badge on the medoid, the file name under it."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        return CELL
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        painter.save()
+        cell = option.rect.adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(cell, option.palette.highlight())
+        box = QRect(cell.x() + (cell.width() - THUMB_PX) // 2, cell.y() + 3, THUMB_PX, THUMB_PX)
+        image = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(image, QImage) and not image.isNull():
+            scaled = image.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, scaled.width(), scaled.height())
+            target.moveCenter(box.center())
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(target, image)
+        else:
+            painter.fillRect(box.adjusted(8, 8, -8, -8), QColor(228, 228, 228))
+        if index.data(MedoidRole):
+            painter.setPen(QPen(QColor(20, 20, 20), 1))
+            painter.setBrush(QColor(255, 215, 64))
+            painter.drawRoundedRect(QRect(box.x() + 2, box.y() + 2, 52, 16), 4, 4)
+            font = QFont(option.font)
+            font.setPointSizeF(7.5)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.drawText(QRect(box.x() + 2, box.y() + 2, 52, 16), Qt.AlignmentFlag.AlignCenter, "medoid")
+        painter.setFont(option.font)
+        painter.setPen(option.palette.highlightedText().color() if selected else QColor(60, 60, 60))
+        text_rect = QRect(cell.x() + 2, box.bottom() + 3, cell.width() - 4, cell.bottom() - box.bottom() - 3)
+        name = option.fontMetrics.elidedText(
+            str(index.data() or ""), Qt.TextElideMode.ElideMiddle, text_rect.width()
+        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
+        painter.restore()
+
+
+class ClusterGridPanel(QWidget):
+    """Clusters on the left, the chosen cluster's images on the right (virtualised), diagnostics tab."""
+
+    imageActivated = Signal(int)
+
+    def __init__(self, model: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.current_cluster: int | None = None
+        self.sort = "typicality"
+        self._provider: Any = None
+        self._syncing = False
+        self._mean_rows = np.zeros(0, dtype=np.int64)
+
+        self.clusters = QListWidget()
+        self.clusters.setIconSize(QSize(14, 14))
+        self.clusters.currentItemChanged.connect(self._cluster_chosen)
+        self.images = ClusterImagesModel(self)
+        self.grid = QListView()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setUniformItemSizes(True)  # lets Qt lay out 20k items without asking each one
+        self.grid.setGridSize(CELL)
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(500)
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.grid.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.grid.setItemDelegate(ThumbnailDelegate(self.grid))
+        self.grid.setModel(self.images)
+        self.grid.selectionModel().selectionChanged.connect(self._grid_selection_changed)
+        self.grid.doubleClicked.connect(lambda index: self.imageActivated.emit(int(index.data(IndexRole))))
+
+        self.mean_image = QLabel()
+        self.mean_image.setFixedSize(56, 56)
+        self.mean_image.setToolTip("Mean of the cluster's most typical thumbnails")
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: bold;")
+        self.sort_combo = QComboBox()
+        for key, text in SORT_MODES.items():
+            self.sort_combo.addItem(text, key)
+        self.sort_combo.currentIndexChanged.connect(lambda i: self.set_sort(self.sort_combo.itemData(i)))
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 2, 4, 2)
+        header.addWidget(self.mean_image)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.sort_combo)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(2)
+        right_layout.addLayout(header)
+        right_layout.addWidget(self.grid, 1)
+        splitter = QSplitter()
+        splitter.addWidget(self.clusters)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([190, 800])
+
+        self.diagnostics = DiagnosticsView()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Clusters")
+        self.tabs.addTab(self.diagnostics, "Diagnostics")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+
+        self._mean_timer = QTimer(self, singleShot=True, interval=120)
+        self._mean_timer.timeout.connect(self._update_mean_image)
+        model.changed.connect(self.refresh)
+        model.selectionChanged.connect(self._model_selection_changed)
+        self.refresh()
+
+    # -- clusters ---------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read clusters, names and sizes; keep showing the same cluster when it still exists."""
+        session = self.model.session
+        self._sync_provider()
+        self.diagnostics.set_session(session)
+        keep = self.current_cluster
+        self.clusters.blockSignals(True)
+        self.clusters.clear()
+        if session is None:
+            self.clusters.blockSignals(False)
+            self.current_cluster = None
+            self.images.set_rows(None, np.zeros(0, dtype=np.int64), None)
+            self.title.setText("")
+            self.mean_image.clear()
+            return
+        labels = np.asarray(session.labels)
+        ids, counts = np.unique(labels, return_counts=True)
+        entries = sorted(
+            zip(ids.tolist(), counts.tolist(), strict=True), key=lambda e: (e[0] < 0, -e[1], e[0])
+        )
+        for cid, count in entries:
+            name = "Noise" if cid < 0 else _cluster_name(session, cid)
+            item = QListWidgetItem(_swatch(colors.cluster_rgb(cid)), f"{name}  ({count:,})")
+            item.setData(Qt.ItemDataRole.UserRole, int(cid))
+            self.clusters.addItem(item)
+        self.clusters.blockSignals(False)
+        ids_listed = [int(e[0]) for e in entries]
+        target = keep if keep in ids_listed else (ids_listed[0] if ids_listed else None)
+        if target is not None:
+            self.show_cluster(target)
+
+    def show_cluster(self, cluster_id: int) -> None:
+        """Show one cluster's images in the grid, medoid first."""
+        for i in range(self.clusters.count()):
+            if self.clusters.item(i).data(Qt.ItemDataRole.UserRole) == cluster_id:
+                self.clusters.blockSignals(True)
+                self.clusters.setCurrentRow(i)
+                self.clusters.blockSignals(False)
+                break
+        self.current_cluster = cluster_id
+        self._load_grid()
+
+    def set_sort(self, sort: str) -> None:
+        """Order the grid by "typicality" (distance to medoid) or "outlier" score."""
+        if sort not in SORT_MODES:
+            raise ValueError(f"sort must be one of {list(SORT_MODES)}, not {sort!r}")
+        self.sort = sort
+        self.sort_combo.blockSignals(True)
+        self.sort_combo.setCurrentIndex(list(SORT_MODES).index(sort))
+        self.sort_combo.blockSignals(False)
+        self._load_grid()
+
+    def _cluster_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
+        if item is not None:
+            self.current_cluster = int(item.data(Qt.ItemDataRole.UserRole))
+            self._load_grid()
+
+    def _load_grid(self) -> None:
+        session = self.model.session
+        if session is None or self.current_cluster is None:
+            return
+        rows, medoid = cluster_order(session, self.current_cluster, self.sort)
+        self.images.provider = self._provider
+        self.images.set_rows(session, rows, medoid)
+        name = "Noise" if self.current_cluster < 0 else _cluster_name(session, self.current_cluster)
+        self.title.setText(f"{name} — {len(rows):,} images")
+        self.grid.scrollToTop()
+        self._mean_rows = cluster_order(session, self.current_cluster, "typicality")[0][:MEAN_SAMPLE]
+        self.mean_image.clear()
+        self._update_mean_image()
+        self._model_selection_changed(self.model.selection)
+
+    # -- thumbnails -------------------------------------------------------------------------------------
+    def _sync_provider(self) -> None:
+        provider = getattr(self.model, "thumbnails", None)
+        if provider is self._provider:
+            return
+        if self._provider is not None:
+            try:
+                self._provider.ready.disconnect(self._thumbnail_ready)
+            except (RuntimeError, TypeError):
+                pass
+        self._provider = provider
+        self.images.provider = provider
+        if provider is not None:
+            provider.ready.connect(self._thumbnail_ready)
+
+    def _thumbnail_ready(self, index: int) -> None:
+        self.images.thumbnail_arrived(index)
+        if self._mean_timer.isActive() or index in self._mean_rows:
+            self._mean_timer.start()
+
+    def _update_mean_image(self) -> None:
+        if self._provider is None or len(self._mean_rows) == 0:
+            return
+        images = [self._provider.get(int(r)) for r in self._mean_rows]
+        loaded = [image for image in images if image is not None]
+        if loaded:
+            mean = mean_of_thumbnails(loaded, 52)
+            pixmap = QPixmap.fromImage(QImage(mean.data, 52, 52, 52 * 3, QImage.Format.Format_RGB888).copy())
+            self.mean_image.setPixmap(pixmap)
+
+    # -- selection --------------------------------------------------------------------------------------
+    def _grid_selection_changed(self, *_: Any) -> None:
+        if self._syncing:
+            return
+        rows = [int(i.data(IndexRole)) for i in self.grid.selectionModel().selectedIndexes()]
+        self._syncing = True
+        try:
+            self.model.select(rows, "replace")
+        finally:
+            self._syncing = False
+
+    def _model_selection_changed(self, rows: Any) -> None:
+        if self._syncing:
+            return
+        rows = np.asarray(rows, dtype=np.int64)
+        session = self.model.session
+        if session is not None and len(rows):
+            owners = np.unique(np.asarray(session.labels)[rows])
+            if len(owners) == 1 and int(owners[0]) != self.current_cluster:
+                self.show_cluster(int(owners[0]))  # follow a selection made elsewhere into its cluster
+                return
+        positions = sorted(p for p in (self.images.position_of(r) for r in rows) if p is not None)
+        selection = QItemSelection()
+        start = prev = None
+        for p in positions + [None]:
+            if p is not None and prev is not None and p == prev + 1:
+                prev = p
+                continue
+            if start is not None:
+                selection.select(self.images.index(start), self.images.index(prev))
+            start = prev = p
+        self._syncing = True
+        try:
+            self.grid.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            if positions:
+                self.grid.scrollTo(self.images.index(positions[0]))
+        finally:
+            self._syncing = False
+
+
+def mean_of_thumbnails(images: list[QImage], size: int) -> np.ndarray:
+    """uint8 [size, size, 3]: the pixel mean of thumbnails squashed to one square."""
+    total = np.zeros((size, size, 3), dtype=np.float64)
+    for image in images:
+        small = image.scaled(size, size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation).convertToFormat(QImage.Format.Format_RGB888)  # fmt: skip
+        buffer = np.frombuffer(small.constBits(), dtype=np.uint8, count=small.sizeInBytes())
+        total += buffer.reshape(size, small.bytesPerLine())[:, : size * 3].reshape(size, size, 3)
+    return np.ascontiguousarray((total / max(len(images), 1)).round().astype(np.uint8))
+
+
+def _cluster_name(session: Any, cluster_id: int) -> str:
+    try:
+        return str(session.name_of(cluster_id))
+    except Exception:  # a session without names yet (preview)
+        return f"Cluster {cluster_id}"
+
+
+def _swatch(rgb: tuple) -> Any:
+    from PySide6.QtGui import QIcon
+
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(QColor(*rgb))
+    return QIcon(pixmap)

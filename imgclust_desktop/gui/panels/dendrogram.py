@@ -1,0 +1,350 @@
+"""The cluster tree: linkage of clusters, medoid thumbnails on the leaves, a draggable cut line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QLabel, QVBoxLayout, QWidget
+
+from imgclust_desktop.gui import colors
+from imgclust_desktop.gui.panels.map_tools import selection_mode
+
+_BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
+_THUMB_MAX_PX = 56
+_HIT_PX = 6  # how close a click must land to a branch
+
+
+def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """x, y of every node (leaves first, then merges in linkage order) and the leaves under each node."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    linkage = np.asarray(linkage, dtype=np.float64)
+    n_leaves = len(linkage) + 1
+    x = np.zeros(2 * n_leaves - 1)
+    y = np.zeros(2 * n_leaves - 1)
+    x[leaves_list(linkage)] = np.arange(n_leaves)
+    members: list[list[int]] = [[i] for i in range(n_leaves)]
+    for j, (a, b, height, _) in enumerate(linkage):
+        node = n_leaves + j
+        x[node] = (x[int(a)] + x[int(b)]) / 2
+        y[node] = height
+        members.append(members[int(a)] + members[int(b)])
+    return x, y, members
+
+
+def count_at(linkage: np.ndarray, height: float) -> int:
+    """How many clusters a cut at this height leaves (scipy fcluster, distance criterion)."""
+    from scipy.cluster.hierarchy import fcluster
+
+    return int(
+        len(np.unique(fcluster(np.asarray(linkage, dtype=np.float64), t=height, criterion="distance")))
+    )
+
+
+class _HeightAxis(pg.AxisItem):
+    """Left axis that leaves the label band under y=0 free of tick marks."""
+
+    def tickValues(self, minVal, maxVal, size):
+        return [
+            (spacing, [v for v in values if v >= 0])
+            for spacing, values in super().tickValues(minVal, maxVal, size)
+        ]
+
+
+class DendrogramPanel(QWidget):
+    """Cluster linkage drawn as a tree; dragging the cut line previews the count, releasing emits it."""
+
+    cutChanged = Signal(float)
+
+    def __init__(self, model: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.linkage: np.ndarray | None = None
+        self.cluster_ids: list[int] = []
+        self.cut_count = 0
+        self._x = self._y = np.zeros(0)
+        self._members: list[list[int]] = []
+        self._leaf_items: list[QGraphicsPixmapItem] = []
+        self._provider: Any = None
+        self._highlight_node: int | None = None
+
+        self.plot = pg.PlotWidget(background="w", axisItems={"left": _HeightAxis("left")})
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideAxis("bottom")
+        self.plot.getAxis("left").setLabel("merge height")
+        self.plot.getAxis("left").setTextPen("k")
+        self.view = self.plot.getViewBox()
+        self.branches = pg.PlotDataItem(pen=pg.mkPen(QColor(70, 70, 70), width=1.5), connect="pairs")
+        self.chosen = pg.PlotDataItem(pen=pg.mkPen(QColor(30, 110, 220), width=3.5), connect="pairs")
+        self.view.addItem(self.branches)
+        self.view.addItem(self.chosen)
+        self.cut_line = pg.InfiniteLine(
+            angle=0, movable=True, pen=pg.mkPen(QColor(210, 50, 50), width=2, style=Qt.PenStyle.DashLine),
+            hoverPen=pg.mkPen(QColor(230, 60, 60), width=3),
+            label="", labelOpts={"position": 0.92, "color": (180, 30, 30), "fill": (255, 255, 255, 220),
+                                 "anchors": [(1, 1), (1, 1)]},
+        )  # fmt: skip
+        self.cut_line.setZValue(10)
+        self.view.addItem(self.cut_line, ignoreBounds=True)
+        self.cut_line.sigPositionChanged.connect(self._cut_moved)
+        self.cut_line.sigPositionChangeFinished.connect(
+            lambda line: self.cutChanged.emit(float(line.value()))
+        )
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet("color: #666; padding: 12px;")
+        self.hint = QLabel(
+            "Drag the red line to choose how many groups; click a branch to select its images."
+        )
+        self.hint.setStyleSheet("color: #555; padding: 2px 6px;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.message, 1)
+
+        self._relayout = QTimer(self, singleShot=True, interval=30)
+        self._relayout.timeout.connect(self._place_leaves)
+        self.view.sigResized.connect(lambda _=None: self._relayout.start())
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+        model.changed.connect(self.refresh)
+        model.selectionChanged.connect(self._selection_changed)
+        self.refresh()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the linkage, names, sizes and medoids from the session."""
+        session = self.model.session
+        self._sync_provider()
+        linkage = None if session is None else getattr(session, "linkage", None)
+        if linkage is None or len(linkage) < 1:
+            self.linkage = None
+            self.plot.hide()
+            self.hint.hide()
+            self.message.show()
+            self.message.setText("No cluster tree yet." if session is None else
+                                 "Fewer than two clusters: there is no tree to cut.")  # fmt: skip
+            return
+        self.message.hide()
+        self.plot.show()
+        self.hint.show()
+        new_tree = self.linkage is None or not np.array_equal(self.linkage, linkage)
+        self.linkage = np.asarray(linkage, dtype=np.float64)
+        self.cluster_ids = [int(c) for c in session.linkage_cluster_ids]
+        self._x, self._y, self._members = tree_layout(self.linkage)
+        n_leaves = len(self.cluster_ids)
+        segments = []
+        for a, b, height, _ in self.linkage:
+            for child in (int(a), int(b)):
+                segments += [(self._x[child], self._y[child]), (self._x[child], height)]
+            segments += [(self._x[int(a)], height), (self._x[int(b)], height)]
+        segments = np.asarray(segments)
+        self.branches.setData(segments[:, 0], segments[:, 1])
+        top = float(self.linkage[:, 2].max()) or 1.0
+        self.cut_line.setBounds((0.0, top * 1.08))
+        if new_tree:
+            self._highlight_node = None
+            self.chosen.setData([], [])
+            # start just under the lowest merge: every current cluster is its own group
+            self.set_cut_height(float(self.linkage[:, 2].min()) * 0.5)
+        else:
+            self._cut_moved(self.cut_line)
+        self.view.setXRange(-0.6, n_leaves - 0.4, padding=0)
+        self._place_leaves()
+
+    def cut_height(self) -> float:
+        """Where the cut line is."""
+        return float(self.cut_line.value())
+
+    def set_cut_height(self, height: float) -> None:
+        """Move the cut line (updates the live count, does not emit cutChanged)."""
+        self.cut_line.setValue(height)
+        self._cut_moved(self.cut_line)
+
+    def _cut_moved(self, line: Any) -> None:
+        if self.linkage is None:
+            return
+        self.cut_count = count_at(self.linkage, float(line.value()))
+        self.cut_line.label.setFormat(f"{self.cut_count} clusters  (height {float(line.value()):.3g})")
+
+    # -- leaves -----------------------------------------------------------------------------------------
+    def _sync_provider(self) -> None:
+        provider = getattr(self.model, "thumbnails", None)
+        if provider is self._provider:
+            return
+        if self._provider is not None:
+            try:
+                self._provider.ready.disconnect(self._thumbnail_ready)
+            except (RuntimeError, TypeError):
+                pass
+        self._provider = provider
+        if provider is not None:
+            provider.ready.connect(self._thumbnail_ready)
+
+    def _medoids(self) -> dict[int, int]:
+        session = self.model.session
+        out = {}
+        for cid in self.cluster_ids:
+            info = getattr(session, "clusters", {}).get(cid)
+            if info is not None and info.medoid_index is not None:
+                out[cid] = int(info.medoid_index)
+        return out
+
+    def _thumbnail_ready(self, index: int) -> None:
+        if self.linkage is not None and index in self._medoids().values():
+            self._relayout.start()
+
+    def _place_leaves(self) -> None:
+        for item in self._leaf_items:
+            self.view.removeItem(item)
+        self._leaf_items = []
+        if self.linkage is None:
+            return
+        height_px = max(self.view.height(), 1.0)
+        band = min(_BAND_PX, height_px * 0.5)
+        top = float(self.linkage[:, 2].max()) * 1.08 or 1.0
+        # keep a fixed pixel band under y=0 for the leaves whatever the panel's height
+        self.view.setYRange(-top * band / max(height_px - band, 1.0), top, padding=0)
+        spacing = self.view.width() / max(len(self.cluster_ids), 1)
+        session = self.model.session
+        labels = np.asarray(session.labels)
+        medoids = self._medoids()
+        for leaf, cid in enumerate(self.cluster_ids):
+            index = medoids.get(cid)
+            image = self._provider.get(index) if self._provider is not None and index is not None else None
+            name = _cluster_name(session, cid)
+            pixmap = leaf_pixmap(
+                image, f"{name} ({int((labels == cid).sum()):,})", spacing, band, colors.cluster_rgb(cid)
+            )
+            item = QGraphicsPixmapItem(pixmap)
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            item.setOffset(-pixmap.width() / 2, 3)
+            item.setPos(QPointF(self._x[leaf], 0))
+            item.setToolTip(name)
+            self.view.addItem(item, ignoreBounds=True)
+            self._leaf_items.append(item)
+
+    # -- selection --------------------------------------------------------------------------------------
+    def node_at(self, pos: QPointF) -> int | None:
+        """The tree node under a data-space position: a leaf below the axis, a branch above it."""
+        if self.linkage is None:
+            return None
+        px, py = self.view.viewPixelSize()
+        n_leaves = len(self.cluster_ids)
+        if pos.y() < 0:
+            slot = int(round(pos.x()))  # leaves sit at x = 0, 1, 2, ... in display order
+            if not 0 <= slot < n_leaves:
+                return None
+            return int(np.flatnonzero(self._x[:n_leaves] == slot)[0])
+        best, best_d = None, _HIT_PX
+        for j, (a, b, height, _) in enumerate(self.linkage):
+            xa, xb = sorted((self._x[int(a)], self._x[int(b)]))
+            dx = max(xa - pos.x(), 0.0, pos.x() - xb) / px
+            d = np.hypot(dx, (pos.y() - height) / py)
+            if d < best_d:
+                best, best_d = n_leaves + j, d
+            for child in (int(a), int(b)):  # a vertical leg belongs to the child below it
+                lo, hi = self._y[child], height
+                dy = max(lo - pos.y(), 0.0, pos.y() - hi) / py
+                d = np.hypot((pos.x() - self._x[child]) / px, dy)
+                if d < best_d:
+                    best, best_d = child, d
+        return best
+
+    def select_node(self, node: int, mode: str = "replace") -> np.ndarray:
+        """Select the images of every cluster under a tree node; returns the rows."""
+        ids = [self.cluster_ids[leaf] for leaf in self._members[node]]
+        rows = np.flatnonzero(np.isin(np.asarray(self.model.session.labels), ids))
+        self.model.select(rows, mode)
+        self._show_chosen(node)
+        return rows
+
+    def _show_chosen(self, node: int | None) -> None:
+        self._highlight_node = node
+        if node is None or node < len(self.cluster_ids):
+            self.chosen.setData([], [])
+            return
+        n_leaves = len(self.cluster_ids)
+        segments, stack = [], [node]
+        while stack:
+            j = stack.pop() - n_leaves
+            if j < 0:
+                continue
+            a, b, height = int(self.linkage[j, 0]), int(self.linkage[j, 1]), self.linkage[j, 2]
+            for child in (a, b):
+                segments += [(self._x[child], self._y[child]), (self._x[child], height)]
+                stack.append(child)
+            segments += [(self._x[a], height), (self._x[b], height)]
+        segments = np.asarray(segments)
+        self.chosen.setData(segments[:, 0], segments[:, 1])
+
+    def _clicked(self, ev: Any) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or self.linkage is None:
+            return
+        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        node = self.node_at(self.view.mapSceneToView(ev.scenePos()))
+        if node is not None:
+            self.select_node(node, selection_mode(ev.modifiers()))
+        ev.accept()
+
+    def _selection_changed(self, rows: Any) -> None:
+        if len(np.asarray(rows)) == 0:
+            self._show_chosen(None)
+
+
+def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rgb: tuple) -> QPixmap:
+    """A leaf's label: the medoid thumbnail in a cluster-coloured frame, then the name written upwards."""
+    width = int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
+    pixmap = QPixmap(width, int(band))
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    side = width - 4
+    y = 0
+    if side >= 14:
+        frame = QRectF(1, 1, side + 2, side + 2)
+        painter.fillRect(frame, QColor(*rgb))
+        if image is not None:
+            target = QRectF(2, 2, side, side)
+            painter.drawImage(target, image, _centre_square(image))
+        y = side + 6
+    else:
+        painter.setBrush(QColor(*rgb))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawEllipse(QRectF(width / 2 - 3, 0, 6, 6))
+        y = 9
+    font = QFont()
+    font.setPointSizeF(8.5 if spacing >= 18 else 7.0)
+    painter.setFont(font)
+    metrics = QFontMetrics(font)
+    if spacing >= 9:
+        room = int(band - y - 2)
+        elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+        painter.setPen(QPen(QColor(30, 30, 30)))
+        painter.translate(width / 2 + metrics.ascent() / 2 - 1, y)
+        painter.rotate(90)  # read top to bottom, like a rotated axis label under the leaf
+        painter.drawText(0, 0, elided)
+    painter.end()
+    return pixmap
+
+
+def _centre_square(image: QImage) -> QRectF:
+    w, h = image.width(), image.height()
+    side = min(w, h)
+    return QRectF((w - side) / 2, (h - side) / 2, side, side)
+
+
+def _cluster_name(session: Any, cluster_id: int) -> str:
+    try:
+        return str(session.name_of(cluster_id))
+    except Exception:  # a cluster id the session no longer names (after a merge)
+        return f"Cluster {cluster_id}"

@@ -1,0 +1,288 @@
+"""One GraphicsObject that draws every image of the map: sprite dots, then thumbnails when zoomed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.Qt import internals
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+
+ThumbnailSource = Callable[[int], QImage | None]
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of `points` [n, 2] inside the closed `polygon` [m, 2] (even-odd ray casting)."""
+    points = np.asarray(points, dtype=np.float64)
+    poly = np.asarray(polygon, dtype=np.float64)
+    inside = np.zeros(len(points), dtype=bool)
+    if len(poly) < 3 or len(points) == 0:
+        return inside
+    lo_xy, hi_xy = poly.min(axis=0), poly.max(axis=0)
+    box = np.flatnonzero(
+        (points[:, 0] >= lo_xy[0]) & (points[:, 0] <= hi_xy[0])
+        & (points[:, 1] >= lo_xy[1]) & (points[:, 1] <= hi_xy[1])
+    )  # fmt: skip
+    if len(box) == 0:
+        return inside
+    # Sort candidates by y once; each edge then only touches the candidates in its own y-span, so the
+    # work is ~ (crossings per scanline) * n instead of (vertices * n): a 500-vertex lasso stays cheap.
+    order = box[np.argsort(points[box, 1], kind="stable")]
+    ys, xs = points[order, 1], points[order, 0]
+    flips = np.zeros(len(order), dtype=bool)
+    x1, y1 = poly[:, 0], poly[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    starts = np.searchsorted(ys, np.minimum(y1, y2), side="left")
+    stops = np.searchsorted(ys, np.maximum(y1, y2), side="left")
+    for e in np.flatnonzero(stops > starts):
+        s, t = starts[e], stops[e]
+        x_cross = x1[e] + (ys[s:t] - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e])
+        flips[s:t] ^= xs[s:t] < x_cross
+    inside[order] = flips
+    return inside
+
+
+class PointCloudItem(pg.GraphicsObject):
+    """Draws n points from prepared arrays with one drawPixmapFragments call, thumbnails when zoomed in."""
+
+    def __init__(self, dot_px: int = 8) -> None:
+        super().__init__()
+        self.dot_px = dot_px
+        self.thumb_min_px = 36.0  # below this on screen a thumbnail is unreadable: draw the dot
+        self.thumb_max_px = 150.0  # beyond the 128 px source it only blurs
+        self.max_thumbs = 400
+        self.footprint = 1.0  # side of one thumbnail in data units, set from the point spacing
+        self.thumbnail_source: ThumbnailSource | None = None
+        self.coords = np.zeros((0, 2))
+        self.color_index = np.zeros(0, dtype=np.int64)
+        self.palette = np.zeros((0, 3), dtype=np.uint8)
+        self.visible = np.zeros(0, dtype=bool)
+        self.selected = np.zeros(0, dtype=bool)
+        self._draw_order = np.zeros(0, dtype=np.int64)  # visible indices, bottom to top
+        self._draw_rank: np.ndarray | None = None
+        self._atlas: QPixmap | None = None
+        self._sprite = dot_px + 4
+        self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
+        self._bounds: QRectF | None = None
+        self.last_drawn_points = 0  # how many dots the last paint drew (tests and benchmarks)
+        self.last_drawn_thumbs: list[tuple[int, QRectF]] = []  # (index, device rect), top last
+
+    # -- data -------------------------------------------------------------------------------------------
+    def set_points(self, coords: np.ndarray, color_index: np.ndarray, palette: np.ndarray) -> None:
+        """New positions and colours (index into `palette` [p, 3] uint8 per point)."""
+        self.coords = np.ascontiguousarray(coords, dtype=np.float64).reshape(-1, 2)
+        n = len(self.coords)
+        self.visible = np.ones(n, dtype=bool)
+        self.selected = np.zeros(n, dtype=bool)
+        self.footprint = _thumbnail_footprint(self.coords)
+        self.set_colors(color_index, palette)
+
+    def set_colors(
+        self, color_index: np.ndarray, palette: np.ndarray, draw_rank: np.ndarray | None = None
+    ) -> None:
+        """Recolour without moving anything; points with a lower `draw_rank` are drawn underneath."""
+        self.color_index = np.asarray(color_index, dtype=np.int64)
+        self.palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        self._draw_rank = None if draw_rank is None else np.asarray(draw_rank)
+        self._atlas = None
+        self._update_order()
+
+    def set_visible(self, mask: np.ndarray) -> None:
+        """Which points are shown (hidden legend entries are False)."""
+        self.visible = np.asarray(mask, dtype=bool)
+        self._update_order()
+
+    def set_selection(self, indices: np.ndarray) -> None:
+        """Highlight these row indices."""
+        self.selected = np.zeros(len(self.coords), dtype=bool)
+        indices = np.asarray(indices, dtype=np.int64)
+        self.selected[indices[(indices >= 0) & (indices < len(self.coords))]] = True
+        self.update()
+
+    @property
+    def point_count(self) -> int:
+        return len(self.coords)
+
+    def _update_order(self) -> None:
+        vis = np.flatnonzero(self.visible)
+        if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
+            vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
+        self._draw_order = vis
+        self.update()
+
+    def _build_atlas(self) -> QPixmap:
+        s = self._sprite
+        image = QImage(s * (len(self.palette) + 1), s, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        d = float(self.dot_px)
+        for k, rgb in enumerate(self.palette):
+            painter.setPen(QPen(QColor(40, 40, 40, 160), 0.8))
+            painter.setBrush(QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
+            painter.drawEllipse(QRectF(k * s + (s - d) / 2, (s - d) / 2, d, d))
+        # last sprite: the selection ring, drawn over a selected dot
+        k = len(self.palette)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(QColor(255, 255, 255), 3.0))
+        painter.drawEllipse(QRectF(k * s + 1.5, 1.5, s - 3, s - 3))
+        painter.setPen(QPen(QColor(0, 0, 0), 1.6))
+        painter.drawEllipse(QRectF(k * s + 1.5, 1.5, s - 3, s - 3))
+        painter.end()
+        return QPixmap.fromImage(image)
+
+    # -- geometry -----------------------------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        # dots and thumbnails have a size in pixels, not data units, so the item claims the visible view;
+        # it is added with ignoreBounds and fit_all works from the data bounds instead
+        if self._bounds is None:
+            rect = self.viewRect()
+            self._bounds = QRectF() if rect is None else QRectF(rect)
+        return self._bounds
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewRangeChanged()
+
+    def viewTransformChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewTransformChanged()
+
+    def data_bounds(self, indices: np.ndarray | None = None) -> QRectF | None:
+        """Data rectangle around the given (default: visible) points."""
+        idx = np.flatnonzero(self.visible) if indices is None else np.asarray(indices)
+        if len(idx) == 0:
+            return None
+        lo, hi = self.coords[idx].min(axis=0), self.coords[idx].max(axis=0)
+        return QRectF(QPointF(lo[0], lo[1]), QPointF(hi[0], hi[1]))
+
+    # -- painting -----------------------------------------------------------------------------------------
+    def paint(self, painter: QPainter, *args) -> None:
+        self.last_drawn_points = 0
+        self.last_drawn_thumbs = []
+        if len(self._draw_order) == 0:
+            return
+        t = painter.transform()
+        device = painter.device()
+        width, height = device.width(), device.height()
+        painter.save()
+        painter.resetTransform()
+        order = self._draw_order
+        xy = self.coords[order]
+        px = t.m11() * xy[:, 0] + t.m21() * xy[:, 1] + t.dx()
+        py = t.m12() * xy[:, 0] + t.m22() * xy[:, 1] + t.dy()
+        margin = self._sprite
+        on_screen = (px > -margin) & (px < width + margin) & (py > -margin) & (py < height + margin)
+        order, px, py = order[on_screen], px[on_screen], py[on_screen]
+        self._draw_dots(painter, order, px, py)
+        side = self.footprint * float(np.hypot(t.m11(), t.m12()))
+        if self.thumbnail_source is not None and side >= self.thumb_min_px and len(order):
+            self._draw_thumbnails(painter, order, px, py, min(side, self.thumb_max_px), width, height)
+        painter.restore()
+
+    def _draw_dots(self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray) -> None:
+        if self._atlas is None:
+            self._atlas = self._build_atlas()
+        selected = self.selected[order]
+        n_sel = int(selected.sum())
+        total = len(order) + n_sel
+        self._fragments.resize(total)
+        frag = self._fragments.ndarray()
+        s = self._sprite
+        frag[: len(order), 0] = px
+        frag[: len(order), 1] = py
+        frag[: len(order), 2] = self.color_index[order] * s
+        frag[:, 3] = 0.0
+        frag[:, 4:6] = s
+        frag[:, 6:8] = 1.0
+        frag[:, 8] = 0.0
+        # with a selection, fade the rest so the chosen images stand out at any density
+        frag[: len(order), 9] = np.where(selected, 1.0, 0.3) if n_sel else 1.0
+        if n_sel:
+            frag[len(order) :, 0] = px[selected]
+            frag[len(order) :, 1] = py[selected]
+            frag[len(order) :, 2] = len(self.palette) * s
+            frag[len(order) :, 9] = 1.0
+        painter.drawPixmapFragments(*self._fragments.drawargs(), self._atlas)
+        self.last_drawn_points = len(order)
+
+    def _draw_thumbnails(self, painter, order, px, py, side, width, height) -> None:
+        inside = (px > -side / 2) & (px < width + side / 2) & (py > -side / 2) & (py < height + side / 2)
+        cand, cx, cy = order[inside], px[inside], py[inside]
+        if len(cand) == 0:
+            return
+        dist = np.hypot(cx - width / 2, cy - height / 2)
+        by_centre = np.argsort(dist, kind="stable")
+        # One thumbnail per screen cell (nearest the centre wins), so zoomed-out clumps show a tidy
+        # sample instead of a pile; cells are a bit smaller than a thumbnail so neighbours overlap a little.
+        cell = side * 0.75
+        keys = np.floor(cx / cell).astype(np.int64) * 1_000_003 + np.floor(cy / cell).astype(np.int64)
+        _, first = np.unique(keys[by_centre], return_index=True)
+        keep = by_centre[np.sort(first)][: self.max_thumbs]
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        frame = QPen()
+        frame.setWidthF(2.0)
+        for k in keep[::-1]:  # nearest the centre drawn last, on top
+            index = int(cand[k])
+            image = self.thumbnail_source(index)
+            if image is None:
+                continue
+            w, h = image.width(), image.height()
+            scale = side / max(w, h, 1)
+            rect = QRectF(cx[k] - w * scale / 2, cy[k] - h * scale / 2, w * scale, h * scale)
+            painter.drawImage(rect, image)
+            rgb = self.palette[self.color_index[index]]
+            if self.selected[index]:
+                painter.setPen(QPen(QColor(0, 0, 0), 4.0))
+                painter.drawRect(rect.adjusted(-2, -2, 2, 2))
+                frame.setColor(QColor(255, 255, 255))
+            else:
+                frame.setColor(QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
+            painter.setPen(frame)
+            painter.drawRect(rect)
+            self.last_drawn_thumbs.append((index, rect))
+
+    # -- hit testing --------------------------------------------------------------------------------------
+    def index_at(self, pos: QPointF, radius_px: float | None = None) -> int | None:
+        """Row index under a data-space position: a drawn thumbnail first, else the nearest dot."""
+        view = self.getViewBox()
+        if view is None or len(self._draw_order) == 0:
+            return None
+        widget = self.getViewWidget()
+        if widget is None:
+            return None
+        dev = self.deviceTransform(widget.viewportTransform()).map(pos)
+        for index, rect in reversed(self.last_drawn_thumbs):
+            if rect.contains(dev) and self.visible[index]:
+                return index
+        pixel = view.viewPixelSize()
+        radius = (radius_px or self.dot_px / 2 + 3) * max(pixel[0], pixel[1])
+        x, y = pos.x(), pos.y()
+        near = np.flatnonzero(
+            (np.abs(self.coords[:, 0] - x) <= radius)
+            & (np.abs(self.coords[:, 1] - y) <= radius)
+            & self.visible
+        )
+        if len(near) == 0:
+            return None
+        d = np.hypot(self.coords[near, 0] - x, self.coords[near, 1] - y)
+        return int(near[np.argmin(d)])
+
+
+def _thumbnail_footprint(coords: np.ndarray) -> float:
+    """Data-space side of a thumbnail: about two neighbour spacings, bounded by the uniform spacing."""
+    n = len(coords)
+    if n < 2:
+        return 1.0
+    span = coords.max(axis=0) - coords.min(axis=0)
+    uniform = float(np.sqrt(max(span[0] * span[1], 1e-12) / n)) or 1.0
+    from scipy.spatial import cKDTree
+
+    sample = coords if n <= 20_000 else coords[np.random.default_rng(0).choice(n, 20_000, replace=False)]
+    dist, _ = cKDTree(coords).query(sample, k=2)
+    nn = float(np.median(dist[:, 1])) or uniform
+    return float(np.clip(2.0 * nn, nn, uniform))

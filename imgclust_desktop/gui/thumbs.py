@@ -1,0 +1,205 @@
+"""Thumbnails for widgets: read from the core ThumbnailCache and decoded off the GUI thread, LRU-bounded."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict, deque
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+# Decoded QImages (RGB32, 128 px long edge -> <= 64 KiB each). 256 MiB ~ 4,000 thumbnails: the scatter's
+# 400 on screen plus many grid pages; the rest stays in the sqlite cache as JPEG and is decoded again.
+DEFAULT_IMAGE_BUDGET = 256 * 1024 * 1024
+# JPEG bytes handed over by put() while the pipeline runs (~3-8 KiB each); bounded so a huge run cannot
+# grow without limit; an evicted one is reloaded from the on-disk cache, which the pipeline also fills.
+DEFAULT_JPEG_BUDGET = 256 * 1024 * 1024
+_BATCH = 48  # keys per cache.get_many: one sqlite round trip amortised over a screenful
+_MAX_PENDING = 4096  # older requests are dropped: the view has moved on
+
+
+class _Store:
+    """The provider's state, shared with its loader thread; holds no reference back to the QObject."""
+
+    def __init__(self, keys: list[str], cache: Any, size: int, image_budget: int, jpeg_budget: int) -> None:
+        self.keys, self.cache, self.size = keys, cache, size
+        self.image_budget, self.jpeg_budget = image_budget, jpeg_budget
+        self.images: OrderedDict[int, QImage] = OrderedDict()
+        self.image_bytes = 0
+        self.jpeg: OrderedDict[int, bytes] = OrderedDict()
+        self.jpeg_bytes = 0
+        self.missing: set[int] = set()  # not in the cache and never put: do not ask again
+        self.pending: deque[int] = deque()
+        self.queued: set[int] = set()
+        # re-entrant: the garbage collector may run a dropped provider's finaliser (stop) in any thread,
+        # including one that already holds this lock
+        self.lock = threading.RLock()
+        self.wake = threading.Condition(self.lock)
+        self.stopped = False
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            self.pending.clear()
+            self.queued.clear()
+            self.wake.notify_all()
+
+    def enqueue(self, index: int) -> None:
+        # caller holds the lock
+        if index in self.queued:
+            return
+        self.queued.add(index)
+        self.pending.append(index)
+        while len(self.pending) > _MAX_PENDING:
+            self.queued.discard(self.pending.popleft())
+        self.wake.notify()
+
+    def store_jpeg(self, index: int, data: bytes) -> None:
+        old = self.jpeg.pop(index, None)
+        self.jpeg_bytes += len(data) - (len(old) if old is not None else 0)
+        self.jpeg[index] = data
+        while self.jpeg_bytes > self.jpeg_budget and len(self.jpeg) > 1:
+            _, dropped = self.jpeg.popitem(last=False)
+            self.jpeg_bytes -= len(dropped)
+
+    def store_image(self, index: int, image: QImage) -> None:
+        old = self.images.pop(index, None)
+        self.image_bytes += image.sizeInBytes() - (old.sizeInBytes() if old is not None else 0)
+        self.images[index] = image
+        while self.image_bytes > self.image_budget and len(self.images) > 1:
+            _, dropped = self.images.popitem(last=False)
+            self.image_bytes -= dropped.sizeInBytes()
+
+    def take_batch(self) -> list[int] | None:
+        with self.lock:
+            while not self.pending and not self.stopped:
+                self.wake.wait()
+            if self.stopped:
+                return None
+            # newest first: what the person looks at now matters more than what they scrolled past
+            return [self.pending.pop() for _ in range(min(_BATCH, len(self.pending)))]
+
+    def load(self, batch: list[int]) -> list[int]:
+        """Read and decode one batch; returns the indices that now have an image."""
+        with self.lock:
+            found = {i: self.jpeg[i] for i in batch if i in self.jpeg}
+        need = [i for i in batch if i not in found]
+        if need and self.cache is not None:
+            try:
+                by_key = self.cache.get_many([self.keys[i] for i in need], self.size)
+            except Exception:  # a locked or damaged cache must not kill the loader
+                by_key = {}
+            found.update({i: by_key[self.keys[i]] for i in need if self.keys[i] in by_key})
+        loaded = []
+        for i in batch:
+            data = found.get(i)
+            image = QImage.fromData(data) if data is not None else QImage()
+            if not image.isNull() and image.format() != QImage.Format.Format_RGB32:
+                image = image.convertToFormat(QImage.Format.Format_RGB32)  # the fast format to paint
+            with self.lock:
+                self.queued.discard(i)
+                if image.isNull():
+                    self.missing.add(i)
+                    continue
+                self.store_image(i, image)
+            loaded.append(i)
+        return loaded
+
+
+def _run_loader(store: _Store, provider_ref: weakref.ref) -> None:
+    while (batch := store.take_batch()) is not None:
+        loaded = store.load(batch)
+        provider = provider_ref()
+        if provider is None:
+            return
+        try:
+            for i in loaded:
+                provider.ready.emit(i)
+        except RuntimeError:  # the C++ side was deleted
+            return
+        del provider
+
+
+class ThumbnailProvider(QObject):
+    """Non-blocking QImage thumbnails by row index; `ready(index)` fires when one becomes available.
+
+    Memory is bounded whatever the number of images: decoded images live in an LRU of `image_budget`
+    bytes and JPEG bytes from put() in an LRU of `jpeg_budget` bytes; everything else is read again from
+    the on-disk cache on demand.
+    """
+
+    ready = Signal(int)
+
+    def __init__(
+        self,
+        keys: list[str],
+        cache: Any,
+        size: int = 128,
+        *,
+        image_budget: int = DEFAULT_IMAGE_BUDGET,
+        jpeg_budget: int = DEFAULT_JPEG_BUDGET,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.size = size
+        self._store = _Store(list(keys), cache, size, image_budget, jpeg_budget)
+        self._thread = threading.Thread(
+            target=_run_loader, args=(self._store, weakref.ref(self)), name="thumbnail-loader", daemon=True
+        )
+        self._thread.start()
+        # the thread holds only a weak reference, so a dropped provider is collected and its thread ends
+        weakref.finalize(self, self._store.stop)
+
+    @property
+    def keys(self) -> list[str]:
+        return self._store.keys
+
+    def __len__(self) -> int:
+        return len(self._store.keys)
+
+    def get(self, index: int) -> QImage | None:
+        """The thumbnail if decoded (marks it recently used); otherwise None and schedule a load."""
+        store = self._store
+        with store.lock:
+            image = store.images.get(index)
+            if image is not None:
+                store.images.move_to_end(index)
+                return image
+            if not store.stopped and index not in store.missing and 0 <= index < len(store.keys):
+                store.enqueue(index)
+        return None
+
+    def peek(self, index: int) -> QImage | None:
+        """The thumbnail if already decoded, without scheduling a load or touching the LRU order."""
+        with self._store.lock:
+            return self._store.images.get(index)
+
+    def put(self, index: int, jpeg: bytes) -> None:
+        """Hand over a fresh thumbnail (progressive fill while the pipeline runs); decoded off-thread."""
+        store = self._store
+        with store.lock:
+            if store.stopped or not 0 <= index < len(store.keys):
+                return
+            store.missing.discard(index)
+            store.store_jpeg(index, jpeg)
+            store.enqueue(index)
+
+    def stats(self) -> dict[str, int]:
+        """Counts and bytes held, for benchmarks and the status bar."""
+        store = self._store
+        with store.lock:
+            return {
+                "images": len(store.images),
+                "image_bytes": store.image_bytes,
+                "jpegs": len(store.jpeg),
+                "jpeg_bytes": store.jpeg_bytes,
+                "pending": len(store.pending),
+            }
+
+    def close(self) -> None:
+        """Stop the loader thread (idempotent); get() then only returns what is already decoded."""
+        self._store.stop()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)

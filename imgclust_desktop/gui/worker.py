@@ -1,0 +1,229 @@
+"""Run Qt-free core work off the GUI thread and report back through signals.
+
+A task is any callable `task(*, on_progress, cancelled, on_event) -> result` following the core's
+progress/cancel protocol. `PipelineWorker` runs it in a background thread; its signals are delivered to
+the GUI thread through queued connections, so slots never run concurrently with the widgets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from imgclust_desktop.core.progress import Cancelled, Progress
+
+Task = Callable[..., Any]
+EventCallback = Callable[[str, object], None]
+
+
+class PipelineWorker(QObject):
+    """Runs one task in a background thread; progress, events and the outcome arrive as signals."""
+
+    progressed = Signal(object)  # core.progress.Progress
+    event = Signal(str, object)  # pipeline events; thumbnails arrive batched as ("thumbnails", [(i, jpeg)])
+    finished = Signal(object)  # the task's return value
+    failed = Signal(str, str)  # person-readable message, details (traceback)
+    cancelled = Signal()
+    done = Signal()  # always last, after finished / failed / cancelled
+
+    def __init__(self, task: Task, *, name: str = "task", batch_interval: float = 0.1) -> None:
+        super().__init__()
+        self.name = name
+        self._task = task
+        self._stop = threading.Event()
+        self._batch_interval = batch_interval
+        self._thumbs: list[tuple[int, bytes]] = []
+        self._last_flush = 0.0
+        # A daemon thread: a stage that ignores cancel (a native UMAP call) must not keep the app alive.
+        self._thread = threading.Thread(target=self._run, name=f"imgclust-{name}", daemon=True)
+        self.cancel_requested_at: float | None = None
+        self.ended_at: float | None = None
+
+    def start(self) -> PipelineWorker:
+        """Start the task; returns self so callers can chain."""
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the task to stop; it raises Cancelled at its next check (within ~0.2 s)."""
+        if not self._stop.is_set():
+            self.cancel_requested_at = time.perf_counter()
+            self._stop.set()
+
+    def is_cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the task ends (tests and shutdown only); True when it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _on_event(self, kind: str, payload: object) -> None:
+        # Thumbnails come one per image: batching keeps 100k images from flooding the GUI event queue.
+        if kind == "thumbnail":
+            self._thumbs.append(payload)  # type: ignore[arg-type]
+            if time.perf_counter() - self._last_flush >= self._batch_interval:
+                self._flush()
+            return
+        self._flush()
+        self.event.emit(kind, payload)
+
+    def _flush(self) -> None:
+        self._last_flush = time.perf_counter()
+        if self._thumbs:
+            batch, self._thumbs = self._thumbs, []
+            self.event.emit("thumbnails", batch)
+
+    def _run(self) -> None:
+        try:
+            result = self._task(
+                on_progress=self.progressed.emit, cancelled=self._stop.is_set, on_event=self._on_event
+            )
+        except Cancelled:
+            self._flush()
+            self.cancelled.emit()
+        except (
+            Exception
+        ) as exc:  # any failure must reach the person as a dialog, not kill the thread silently
+            message = str(exc) or type(exc).__name__
+            self.failed.emit(message, traceback.format_exc())
+        else:
+            self._flush()
+            # The person asked to stop: a result that arrives afterwards is not what they want on screen.
+            if self._stop.is_set():
+                self.cancelled.emit()
+            else:
+                self.finished.emit(result)
+        finally:
+            self.ended_at = time.perf_counter()
+            self.done.emit()
+
+
+def pipeline_task(request_fields: dict, cluster_fields: dict) -> Task:
+    """A task running core.pipeline.run; adds thumbnail_keys, row_keys and ("preview", Session) events."""
+
+    def task(*, on_progress, cancelled, on_event: EventCallback):
+        from imgclust_desktop.core import pipeline
+        from imgclust_desktop.core.cluster import ClusterParams
+
+        request = pipeline.PipelineRequest(cluster=ClusterParams(**cluster_fields), **request_fields)
+        on_progress(Progress("starting", 0, 0, message="loading libraries"))
+        state: dict[str, Any] = {}
+
+        def relay(kind: str, payload: object) -> None:
+            if kind == "scanned":
+                on_event("thumbnail_keys", [f.key() for f in payload.files])  # type: ignore[attr-defined]
+            on_event(kind, payload)
+            # Previews are built here, off the GUI thread, so the map and colours appear before the end.
+            if kind == "features":
+                state["features"] = payload
+                on_event("row_keys", [f.key() for f in payload.files])  # type: ignore[attr-defined]
+            elif kind == "embedded" and "features" in state:
+                state["preview"] = preview_session(state["features"], payload, request)
+                on_event("preview", state["preview"])
+            elif kind == "clustered" and "preview" in state:
+                labels = payload.labels.astype("int64")  # type: ignore[attr-defined]
+                on_event("preview", dataclasses.replace(state["preview"], labels=labels))
+
+        session = pipeline.run(request, on_progress=on_progress, cancelled=cancelled, on_event=relay)
+        return session, file_keys(session.paths)
+
+    return task
+
+
+def recluster_task(session: Any, cluster_fields: dict) -> Task:
+    """A task re-clustering an existing session from its stored features (never re-extracts)."""
+
+    def task(*, on_progress, cancelled, on_event: EventCallback):
+        from imgclust_desktop.core import pipeline
+        from imgclust_desktop.core.cluster import ClusterParams
+
+        return pipeline.recluster(
+            session, ClusterParams(**cluster_fields), on_progress=on_progress, cancelled=cancelled
+        )
+
+    return task
+
+
+def load_session_task(folder: str) -> Task:
+    """A task loading a session folder and the thumbnail-cache keys of its images."""
+
+    def task(*, on_progress, cancelled, on_event: EventCallback):
+        from pathlib import Path
+
+        from imgclust_desktop.core import session as session_io
+
+        on_progress(Progress("loading session", 0, 1))
+        session = session_io.load(Path(folder))
+        return session, file_keys(session.paths)
+
+    return task
+
+
+def save_session_task(session: Any, folder: str) -> Task:
+    """A task writing a session folder (montages and the report take a while for big sessions)."""
+
+    def task(*, on_progress, cancelled, on_event: EventCallback):
+        from pathlib import Path
+
+        from imgclust_desktop.core import session as session_io
+
+        session_io.save(session, Path(folder))
+        return folder
+
+    return task
+
+
+def preview_session(features_result: Any, coords: Any, request: Any) -> Any:
+    """A provisional Session (all rows unclustered) so the map can be drawn before clustering ends."""
+    import numpy as np
+
+    from imgclust_desktop.core.session import Session
+
+    n = len(features_result.files)
+    return Session(
+        paths=[f.path for f in features_result.files],
+        features=features_result.features,
+        coords=np.asarray(coords, dtype=np.float32),
+        labels=np.full(n, -1, dtype=np.int64),
+        outlier_score=np.zeros(n, dtype=np.float32),
+        duplicate_group=np.full(n, -1, dtype=np.int64),
+        excluded=np.zeros(n, dtype=bool),
+        clusters={},
+        model_id=request.model_id,
+        inputs=list(request.inputs),
+        params={},
+        timings={},
+        scores={},
+        k_curve=None,
+        linkage=None,
+        linkage_cluster_ids=[],
+        skipped=list(features_result.skipped),
+        edits=[],
+        path=None,
+    )
+
+
+def file_keys(paths: list[str]) -> list[str]:
+    """Thumbnail-cache keys for paths as they are on disk now ("" where a file is gone)."""
+    from imgclust_desktop.core.sources import FileIdentity
+
+    keys = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            keys.append("")
+            continue
+        keys.append(FileIdentity(path, st.st_size, st.st_mtime_ns).key())
+    return keys

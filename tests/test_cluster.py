@@ -1,0 +1,119 @@
+"""cluster(): every method, auto-k by each criterion, fixed k, dendrogram cuts, seeds, diagnostics."""
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from imgclust_desktop.core.cluster import ClusterParams, choose_k, cluster, cut_linkage, hopkins, kmedoids
+from imgclust_desktop.core.progress import Cancelled
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(
+        n_samples=240, centers=4, n_features=10, cluster_std=0.6, center_box=(-15, 15), random_state=2
+    )
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("criterion", ["silhouette", "davies_bouldin", "calinski_harabasz", "elbow"])
+def test_auto_k_finds_the_true_number_of_well_separated_blobs(blobs, criterion):
+    x, y = blobs
+    result = cluster(x, ClusterParams(method="kmeans", space="reduced", criterion=criterion, k_range=(2, 9)))
+    assert result.n_clusters == 4
+    assert result.k_curve["chosen"] == 4 and result.k_curve["k"] == list(range(2, 10))
+    assert len(result.k_curve["score"]) == 8
+    assert adjusted_rand_score(y, result.labels) == 1.0
+
+
+@pytest.mark.parametrize("method", ["kmeans", "kmedoids", "agglomerative", "gmm"])
+def test_k_methods_recover_the_blobs_with_automatic_k(blobs, method):
+    x, y = blobs
+    result = cluster(x, ClusterParams(method=method, space="reduced", k_range=(2, 7)))
+    assert adjusted_rand_score(y, result.labels) == 1.0
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "dbscan", "optics"])
+def test_density_methods_find_the_blobs(blobs, method):
+    x, y = blobs
+    result = cluster(x, ClusterParams(method=method, space="reduced"))
+    assert result.n_clusters == 4
+    found = result.labels >= 0
+    assert found.mean() > 0.8
+    assert adjusted_rand_score(y[found], result.labels[found]) == 1.0
+
+
+def test_hdbscan_in_umap_space_gives_glosh_outlier_scores_that_flag_a_planted_outlier(blobs):
+    x, y = blobs
+    x = np.vstack([x, np.full((1, x.shape[1]), 60, np.float32)])
+    result = cluster(
+        x,
+        ClusterParams(),
+    )
+    assert result.n_clusters == 4
+    assert result.outlier_score.shape == (241,)
+    assert 0 <= result.outlier_score.min() and result.outlier_score.max() <= 1
+    assert result.labels[-1] == -1 or result.outlier_score[-1] >= np.quantile(result.outlier_score, 0.95)
+
+
+def test_same_seed_identical_labels_in_umap_space(blobs):
+    x, _ = blobs
+    params = ClusterParams(method="kmeans", k=4, space="umap", seed=7)
+    np.testing.assert_array_equal(cluster(x, params).labels, cluster(x, params).labels)
+
+
+def test_fixed_k_is_honoured(blobs):
+    x, _ = blobs
+    result = cluster(x, ClusterParams(method="kmeans", k=6, space="reduced"))
+    assert result.n_clusters == 6 and result.k_curve is None
+
+
+def test_max_d_cut_matches_scipy_fcluster(blobs):
+    x, _ = blobs
+    tree = linkage(x, method="average")
+    height = float(np.median(tree[:, 2]) * 3)
+    ours = cut_linkage(tree, height)
+    theirs = fcluster(tree, t=height, criterion="distance")
+    assert adjusted_rand_score(theirs, ours) == 1.0 and len(np.unique(ours)) == len(np.unique(theirs))
+    via_cluster = cluster(
+        x, ClusterParams(method="agglomerative", linkage="average", max_d=height, space="reduced")
+    )
+    assert adjusted_rand_score(theirs, via_cluster.labels) == 1.0
+
+
+def test_diagnostics_scores_and_sizes(blobs):
+    x, _ = blobs
+    result = cluster(x, ClusterParams(method="kmeans", k=4, space="reduced"))
+    assert result.scores["silhouette"] > 0.7
+    assert result.scores["hopkins"] > 0.9
+    assert sorted(result.scores["cluster_sizes"].values()) == [60, 60, 60, 60]
+    uniform = np.random.default_rng(42).uniform(size=(400, 2))
+    assert 0.3 < hopkins(uniform) < 0.7
+
+
+def test_elbow_rule_on_a_curve():
+    assert choose_k([2, 3, 4, 5, 6], [100, 60, 10, 9, 8], "elbow") == 4
+    assert choose_k([2, 3, 4], [0.2, 0.9, 0.5], "silhouette") == 3
+    assert choose_k([2, 3, 4], [0.2, 0.9, 0.5], "davies_bouldin") == 2
+    # A coarse split that barely beats a finer one loses: merging clusters later is easier than splitting.
+    assert choose_k([2, 5, 10, 12], [0.80, 0.50, 0.78, 0.60], "silhouette") == 10
+    assert choose_k([2, 5, 10], [0.30, 0.29, 0.50], "davies_bouldin") == 5
+    assert choose_k([2, 5, 10], [100.0, 300.0, 290.0], "calinski_harabasz") == 5
+
+
+def test_kmedoids_medoids_are_members(blobs):
+    x, y = blobs
+    labels, medoids = kmedoids(x, 4, seed=0)
+    assert adjusted_rand_score(y, labels) == 1.0
+    assert all(labels[m] == c for c, m in enumerate(medoids))
+
+
+def test_bad_parameters_and_cancel(blobs):
+    x, _ = blobs
+    with pytest.raises(ValueError):
+        cluster(x, ClusterParams(method="spectral"))
+    with pytest.raises(Cancelled):
+        cluster(x, ClusterParams(method="kmeans", space="reduced"), cancelled=lambda: True)
+    assert cluster(x[:2], ClusterParams()).labels.tolist() == [0, 0]

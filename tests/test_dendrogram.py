@@ -1,0 +1,94 @@
+"""The cluster tree: the cut line counts clusters like scipy's fcluster, a branch click selects its images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+from scipy.cluster.hierarchy import fcluster, to_tree
+from views_support import fill_thumbnail_cache, make_session
+
+from imgclust_desktop.gui.panels.dendrogram import DendrogramPanel
+from imgclust_desktop.gui.session_model import SessionModel
+from imgclust_desktop.gui.thumbs import ThumbnailProvider
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    session = make_session(300, 7, seed=5)
+    keys, cache = fill_thumbnail_cache(session, tmp_path / "cache")
+    model = SessionModel()
+    provider = ThumbnailProvider(keys, cache)
+    model.set_session(session, provider)
+    widget = DendrogramPanel(model)
+    qtbot.addWidget(widget)
+    widget.resize(800, 420)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    provider.close()
+
+
+def to_pixel(panel: DendrogramPanel, x: float, y: float):
+    return panel.plot.mapFromScene(panel.view.mapViewToScene(QPointF(x, y)))
+
+
+def test_cut_line_count_follows_fcluster_at_every_height(panel):
+    linkage = panel.linkage
+    heights = np.sort(linkage[:, 2])
+    cuts = np.r_[heights[0] / 2, (heights[:-1] + heights[1:]) / 2, heights[-1] * 1.05]
+    assert panel.cut_count == len(linkage) + 1  # starts with every cluster on its own
+    for height in cuts:
+        panel.set_cut_height(float(height))
+        expected = len(np.unique(fcluster(linkage, t=height, criterion="distance")))
+        assert panel.cut_count == expected
+        assert f"{expected} clusters" in panel.cut_line.label.format
+    assert panel.cut_count == 1
+
+
+def test_dragging_the_cut_line_emits_the_new_height(panel, qtbot):
+    heights = np.sort(panel.linkage[:, 2])
+    start = to_pixel(panel, 0.5, panel.cut_height())
+    target_height = float((heights[-2] + heights[-1]) / 2)  # between the last two merges: two groups
+    end = to_pixel(panel, 0.5, target_height)
+    viewport = panel.plot.viewport()
+    with qtbot.waitSignal(panel.cutChanged, timeout=3000) as cut:
+        QTest.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+        for step in np.linspace(0, 1, 6)[1:]:
+            QTest.qWait(12)
+            QTest.mouseMove(viewport, start + (end - start) * float(step))
+        QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
+    assert cut.args[0] == pytest.approx(target_height, rel=0.05)
+    assert panel.cut_count == 2
+
+
+def test_clicking_a_branch_selects_the_images_of_its_clusters(panel):
+    session = panel.model.session
+    root = to_tree(panel.linkage)
+    branch = root.get_left() if root.get_left().count > 1 else root.get_right()
+    leaves = branch.pre_order()  # linkage leaf numbers under that branch
+    expected_ids = {panel.cluster_ids[leaf] for leaf in leaves}
+    expected = np.flatnonzero(np.isin(session.labels, list(expected_ids)))
+    # the branch's horizontal bar: at its merge height, between its two children
+    x = float(panel._x[branch.id])
+    QTest.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=to_pixel(panel, x, branch.dist))
+    assert np.array_equal(panel.model.selection, expected)
+    # a click on a leaf (its thumbnail under the axis) selects that one cluster
+    leaf = 0
+    QTest.mouseClick(
+        panel.plot.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=to_pixel(panel, float(panel._x[leaf]), 0) + QPointF(0, 20).toPoint(),
+    )
+    assert np.array_equal(panel.model.selection, np.flatnonzero(session.labels == panel.cluster_ids[leaf]))
+
+
+def test_a_session_without_a_tree_says_so(qtbot):
+    session = make_session(60, 1, seed=1)
+    model = SessionModel()
+    model.set_session(session)
+    widget = DendrogramPanel(model)
+    qtbot.addWidget(widget)
+    assert widget.linkage is None
+    assert "Fewer than two clusters" in widget.message.text()

@@ -1,0 +1,43 @@
+"""embed(): 2-D maps by UMAP, t-SNE and PCA that keep groups apart and repeat with a seed."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from imgclust_desktop.core.embed import embed
+from imgclust_desktop.core.progress import Cancelled
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(n_samples=150, centers=3, n_features=20, cluster_std=1.0, random_state=0)
+    return x.astype(np.float32), y
+
+
+def _separated(coords, y):
+    """Every point is nearer its own group's centre than any other group's centre."""
+    centres = np.stack([coords[y == c].mean(0) for c in np.unique(y)])
+    return np.mean(np.linalg.norm(coords[:, None] - centres[None], axis=2).argmin(1) == y)
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne", "pca"])
+def test_each_method_gives_a_2d_map_that_keeps_groups_apart(blobs, method):
+    x, y = blobs
+    coords = embed(x, method=method, seed=0)
+    assert coords.shape == (150, 2) and coords.dtype == np.float32
+    assert _separated(coords, y) == 1.0
+
+
+def test_same_seed_same_umap_map(blobs):
+    x, _ = blobs
+    np.testing.assert_array_equal(embed(x, seed=1), embed(x, seed=1))
+
+
+def test_tiny_inputs_and_cancel(blobs):
+    x, _ = blobs
+    assert embed(x[:3]).shape == (3, 2)
+    assert embed(x[:1]).shape == (1, 2)
+    with pytest.raises(Cancelled):
+        embed(x, method="pca", cancelled=lambda: True)
+    with pytest.raises(ValueError):
+        embed(x, method="mds")

@@ -1,0 +1,53 @@
+"""reduce(): normalised rows, PCA to a count or a kept-variance fraction, reproducible."""
+
+import numpy as np
+import pytest
+
+from imgclust_desktop.core.reduce import reduce
+
+
+def _features(n=300, dim=128, seed=0):
+    rng = np.random.default_rng(seed)
+    # Low-rank signal plus noise, like deep features: most variance in a few directions.
+    return (rng.normal(size=(n, 8)) @ rng.normal(size=(8, dim)) * 3 + rng.normal(size=(n, dim))).astype(
+        np.float32
+    )
+
+
+def test_reduces_to_a_fixed_number_of_components_and_reports_variance_kept():
+    reduced = reduce(_features(), n_components=20)
+    assert reduced.data.shape == (300, 20)
+    assert reduced.data.dtype == np.float32
+    assert reduced.n_components == 20
+    assert 0.5 < reduced.variance_kept < 1.0
+
+
+def test_a_variance_fraction_keeps_at_least_that_much_with_few_components():
+    reduced = reduce(_features(), n_components=0.8)
+    assert reduced.variance_kept >= 0.8
+    assert reduced.n_components < 40  # the planted rank-8 signal carries most of the variance
+
+
+def test_rows_are_l2_normalised_before_pca():
+    features = _features()
+    scaled = features * np.random.default_rng(1).uniform(0.1, 10, size=(300, 1)).astype(np.float32)
+    np.testing.assert_allclose(
+        reduce(features, n_components=10).data, reduce(scaled, n_components=10).data, atol=1e-4
+    )
+
+
+def test_same_seed_same_result_and_zero_rows_do_not_break():
+    features = _features()
+    features[5] = 0
+    a, b = reduce(features, n_components=10, seed=3), reduce(features, n_components=10, seed=3)
+    assert np.isfinite(a.data).all()
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_none_and_oversized_requests_keep_normalised_features():
+    features = _features(n=10, dim=16)
+    full = reduce(features, n_components=None)
+    np.testing.assert_allclose(np.linalg.norm(full.data, axis=1), 1, rtol=1e-5)
+    assert reduce(features, n_components=500).n_components <= 10
+    with pytest.raises(ValueError):
+        reduce(features, n_components=1.5)

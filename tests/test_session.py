@@ -1,0 +1,203 @@
+"""Session edits, and the session folder: save -> load round trip, atomic writes, damaged folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_groups
+
+from imgclust_desktop.core import session as session_io
+from imgclust_desktop.core.session import ClusterInfo, Session, SessionError
+from imgclust_desktop.core.sources import Skipped
+
+
+def make_real_session(root: Path, groups: int = 3, per_group: int = 6, seed: int = 0) -> Session:
+    """A session over real generated images: features separate the folders, one row is noise."""
+    folder = write_groups(root / "images", groups=groups, per_group=per_group, size=32, seed=seed)
+    paths = sorted(str(p) for p in folder.rglob("*.png"))
+    rng = np.random.default_rng(seed)
+    truth = np.array([int(Path(p).parent.name.removeprefix("group")) for p in paths])
+    centres = rng.normal(0, 1, (groups, 16))
+    features = (centres[truth] + rng.normal(0, 0.1, (len(paths), 16))).astype(np.float32)
+    coords = (np.eye(groups, 2)[truth] * 10 + rng.normal(0, 0.5, (len(paths), 2))).astype(np.float32)
+    labels = truth.astype(np.int64)
+    labels[0] = -1
+    session = Session(
+        paths=paths,
+        features=features,
+        coords=coords,
+        labels=labels,
+        outlier_score=rng.random(len(paths)).astype(np.float32),
+        duplicate_group=np.where(np.arange(len(paths)) < 2, 0, -1),
+        clusters={c: ClusterInfo(c, f"group {c}") for c in range(groups)},
+        model_id="pixels",
+        inputs=[str(folder)],
+        params={"model": "pixels", "cluster": {"method": "kmeans", "k_range": (2, 5)}, "seed": seed},
+        timings={"features": 0.5, "cluster": 0.01},
+        scores={"silhouette": 0.8, "davies_bouldin": float("nan")},
+        k_curve={"k": [2, 3, 4], "score": [0.5, 0.8, 0.6], "criterion": "silhouette", "chosen": 3},
+        linkage=np.array([[0, 1, 1.0, 2], [2, 3, 2.0, 3]], float),
+        linkage_cluster_ids=[0, 1, 2],
+        skipped=[Skipped(str(folder / "notes.txt"), "not an image: looks like text")],
+    )
+    session._refresh_medoids(range(groups))
+    return session
+
+
+@pytest.fixture
+def real_session(tmp_path) -> Session:
+    return make_real_session(tmp_path)
+
+
+def test_edits_change_labels_and_are_logged_with_their_inverse(real_session):
+    s = real_session
+    sizes = s.sizes()
+    s.assign([1, 2], 2)
+    assert s.labels[1] == 2 and s.labels[2] == 2
+    assert s.edits[-1]["op"] == "assign" and s.edits[-1]["previous"] == [0, 0]
+    s.assign_each([1, 2], s.edits[-1]["previous"])  # how the GUI undoes an assign
+    assert s.sizes() == sizes
+
+    into = s.merge([0, 1])
+    assert into in (0, 1) and set(s.sizes()) == {into, 2}
+    assert s.name_of(0) == "group 0" and s.name_of(1) == "group 1", "merged-away names survive for undo"
+    merge = s.edits[-1]
+    s.assign_each(merge["indices"], merge["previous"])
+    assert s.sizes() == sizes
+
+    new = s.split([3, 4], name="picked")
+    assert new == 3 and s.name_of(new) == "picked" and s.sizes()[new] == 2
+    assert s.clusters[new].medoid_index in (3, 4)
+    s.rename(new, "kept")
+    assert s.name_of(new) == "kept" and s.edits[-1]["previous"] == "picked"
+    s.set_excluded([5], True)
+    assert s.excluded[5] and s.edits[-1] == {**s.edits[-1], "op": "exclude", "indices": [5], "flag": True}
+    assert s.new_cluster_id() == 4 and 4 in s.clusters and s.name_of(-1) == "Noise"
+    json.dumps(s.edits)  # every entry is JSON-able
+
+
+def test_medoid_follows_edits_and_members_start_with_it(real_session):
+    s = real_session
+    medoid = s.clusters[1].medoid_index
+    assert s.labels[medoid] == 1
+    s.assign([medoid], 2)
+    new_medoid = s.clusters[1].medoid_index
+    assert new_medoid != medoid and s.labels[new_medoid] == 1
+    members = s.members(1)
+    assert members[0] == new_medoid and set(members) == set(np.flatnonzero(s.labels == 1))
+
+
+def test_rename_does_not_leak_into_a_shallow_copy(real_session):
+    snapshot = dict(real_session.clusters)
+    real_session.rename(0, "changed")
+    assert snapshot[0].name == "group 0"
+
+
+def test_save_load_round_trips_everything(real_session, tmp_path):
+    s = real_session
+    s.rename(1, 'Cats, dogs & "quotes"')
+    s.set_excluded([2, 7], True)
+    s.split([4])
+    folder = tmp_path / "session"
+    session_io.save(s, folder, report=False)
+    assert s.path == folder
+    back = session_io.load(folder)
+    assert back.paths == s.paths and back.path == folder
+    for name in ("features", "coords", "labels", "outlier_score", "duplicate_group", "excluded"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(s, name), err_msg=name)
+    assert back.features.dtype == np.float32 and back.labels.dtype == np.int64
+    assert back.clusters == s.clusters
+    assert back.edits == json.loads(json.dumps(s.edits))
+    assert back.skipped == s.skipped and back.k_curve == s.k_curve
+    np.testing.assert_array_equal(back.linkage, s.linkage)
+    assert back.linkage_cluster_ids == s.linkage_cluster_ids
+    assert back.scores["silhouette"] == 0.8 and back.scores["davies_bouldin"] is None  # NaN -> null
+    assert back.params["cluster"]["k_range"] == [2, 5] and back.model_id == "pixels"
+    assert back.timings == s.timings and back.inputs == s.inputs
+
+
+def test_session_folder_files_follow_the_contract(real_session, tmp_path):
+    folder = tmp_path / "session"
+    session_io.save(real_session, folder, report=False)
+    with open(folder / "clusters.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "cluster", "x", "y", "outlier_score", "is_medoid", "duplicate_group"]
+    assert [r["path"] for r in rows] == real_session.paths and all(os.path.isabs(r["path"]) for r in rows)
+    assert rows[0]["cluster"] == "-1"
+    assert sum(r["is_medoid"] == "1" for r in rows) == 3
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["format_version"] == session_io.FORMAT_VERSION
+    by_id = {c["id"]: c for c in meta["clusters"]}
+    assert by_id[1]["size"] == real_session.sizes()[1]
+    assert by_id[1]["medoid_path"] == real_session.paths[real_session.clusters[1].medoid_index]
+    assert meta["skipped"][0]["reason"].startswith("not an image")
+    assert np.load(folder / "features.npy", allow_pickle=False).shape == real_session.features.shape
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")], "no temp files left behind"
+
+
+def test_a_failed_save_keeps_the_previous_version(real_session, tmp_path, monkeypatch):
+    folder = tmp_path / "session"
+    session_io.save(real_session, folder, report=False)
+    before = (folder / "session.json").read_bytes()
+    real_session.rename(0, "never saved")
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(session_io.json, "dump", broken_dump)
+    with pytest.raises(OSError):
+        session_io.save(real_session, folder, report=False)
+    assert (folder / "session.json").read_bytes() == before
+    assert session_io.load(folder).name_of(0) == "group 0"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "session.json").write_text("{ not json"), "damaged"),
+        (lambda f: (f / "session.json").unlink(), "no session.json"),
+        (lambda f: _edit_json(f, format_version=session_io.FORMAT_VERSION + 1), "newer"),
+        (lambda f: _edit_json(f, format="something-else"), "not an imgclust session"),
+        (lambda f: (f / "features.npy").write_bytes(b"garbage"), "features.npy"),
+        (lambda f: np.save(f / "features.npy", np.zeros((2, 3), np.float32)), "features.npy"),
+        (lambda f: np.save(f / "features.npy", np.array([{"a": 1}] * 18, object)), "features.npy"),
+        (lambda f: (f / "clusters.csv").write_text("path,cluster\n/a,1\n"), "clusters.csv"),
+        (lambda f: _edit_csv_cell(f, "cluster", "seven"), "damaged"),
+    ],
+)
+def test_a_damaged_session_gives_a_clear_error_and_touches_nothing(real_session, tmp_path, damage, message):
+    folder = tmp_path / "session"
+    session_io.save(real_session, folder, report=False)
+    damage(folder)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
+    with pytest.raises(SessionError, match=message):
+        session_io.load(folder)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
+    assert after == before
+
+
+def test_loading_a_folder_that_is_not_a_session(tmp_path):
+    with pytest.raises(SessionError, match="not a session folder"):
+        session_io.load(tmp_path / "missing")
+    with pytest.raises(SessionError, match="no session.json"):
+        session_io.load(tmp_path)
+
+
+def _edit_json(folder: Path, **changes) -> None:
+    meta = json.loads((folder / "session.json").read_text())
+    meta.update(changes)
+    (folder / "session.json").write_text(json.dumps(meta))
+
+
+def _edit_csv_cell(folder: Path, column: str, value: str) -> None:
+    with open(folder / "clusters.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    rows[3][rows[0].index(column)] = value
+    with open(folder / "clusters.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
