@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__
+from imgclust_desktop import __version__, cli_modes
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
 EPILOG = """\
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the feature extractors", **kw)
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_modes.register(commands, **kw)
     return parser
 
 
@@ -477,6 +478,7 @@ COMMANDS = {
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "models": cmd_models,
+    **cli_modes.COMMANDS,
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="imgclust-tests-"))
 os.environ["IMGCLUST_CACHE_DIR"] = str(_SESSION_DIR / "cache")
+os.environ["IMGCLUST_DATA_DIR"] = str(_SESSION_DIR / "data")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -48,14 +48,17 @@ def test_each_cluster_shows_its_medoid_first_then_the_most_typical(qtbot, tmp_pa
     provider.close()
 
 
-def test_outlier_sort_puts_the_most_unusual_right_after_the_medoid(qtbot, tmp_path):
+def test_outlier_sort_puts_the_most_unusual_first_even_before_the_medoid(qtbot, tmp_path):
     panel, session, provider = build(qtbot, tmp_path)
     cid = session.cluster_ids()[0]
     panel.show_cluster(cid)
     panel.set_sort("outlier")
     rows = panel.images.rows
-    assert rows[0] == session.clusters[cid].medoid_index
-    assert np.all(np.diff(session.outlier_score[rows[1:]]) <= 0)
+    assert np.all(np.diff(session.outlier_score[rows]) <= 0)
+    medoid = session.clusters[cid].medoid_index
+    assert rows[0] != medoid  # the medoid is typical: it is not the most unusual image
+    position = panel.images.position_of(medoid)
+    assert panel.images.index(position).data(Qt.ItemDataRole.UserRole + 2)  # still wears its badge
     provider.close()
 
 

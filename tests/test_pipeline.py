@@ -12,7 +12,7 @@ from conftest import write_groups
 from imgclust_desktop.core import pipeline
 from imgclust_desktop.core.cluster import ClusterParams
 from imgclust_desktop.core.progress import Cancelled
-from imgclust_desktop.core.sources import ScanResult
+from imgclust_desktop.core.sources import ScanResult, scan
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def first_run(folder, tmp_path_factory):
 
 def test_run_finds_the_three_groups_and_reports_every_stage(first_run, folder):
     request, session, events, progress = first_run
-    assert len(session.paths) == 24 and session.features.shape == (24, 1280)
+    assert len(session.paths) == 24 and session.features.shape == (24, 112)
     assert any(s.path.endswith("broken.jpg") for s in session.skipped)
     by_folder = {}
     for path, label in zip(session.paths, session.labels.tolist(), strict=True):
@@ -71,7 +71,9 @@ def test_run_finds_the_three_groups_and_reports_every_stage(first_run, folder):
         "total",
     }
     assert session.params["seed"] == 3 and session.params["cluster"]["seed"] == 3
-    assert session.params["input_size"] == pipeline.choose_input_size([]) == 224
+    # 48 px sources are "small": a 64 px pass tapped at blocks.4, recorded so search can redo it
+    assert (session.params["input_size"], session.params["layer"]) == (64, "blocks.4")
+    assert session.features.shape[1] == 112
     assert session.coords.shape == (24, 2) and np.isfinite(session.coords).all()
 
     kinds = [kind for kind, _ in events]
@@ -142,3 +144,12 @@ def test_features_for_an_outside_image_match_the_run(first_run, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not a picture")
     with pytest.raises(pipeline.PipelineError, match="cannot read"):
         pipeline.features_for_images(session, [str(tmp_path / "bad.jpg")], device="cpu")
+
+
+def test_input_rule_keeps_photos_at_224_and_the_head(tmp_path):
+    small = write_groups(tmp_path / "small", groups=1, per_group=4, size=28)
+    large = write_groups(tmp_path / "large", groups=1, per_group=4, size=300)
+    assert pipeline.choose_input(scan([small]).files) == (64, "blocks.4")
+    assert pipeline.choose_input(scan([large]).files) == (224, None)
+    assert pipeline.median_long_edge(scan([large]).files) == 300
+    assert pipeline.choose_input([]) == (224, None)  # nothing readable: the photo default

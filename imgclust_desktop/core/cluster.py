@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ class Clustering:
     scores: dict  # silhouette, davies_bouldin, calinski_harabasz, hopkins (where defined)
     outlier_score: np.ndarray | None  # GLOSH when hdbscan, else None
     params: ClusterParams
+
+
+MCS_FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05)  # auto HDBSCAN: smallest cluster as a share of the images
+
+
+def min_cluster_size_candidates(n: int) -> list[int]:
+    """HDBSCAN smallest-cluster sizes tried when none is given: 0.5 % to 5 % of n, between 5 and 500."""
+    return sorted({int(np.clip(round(f * n), 5, 500)) for f in MCS_FRACTIONS})
 
 
 def default_min_cluster_size(n: int) -> int:
@@ -196,6 +205,44 @@ def _hdbscan(x: np.ndarray, params: ClusterParams) -> tuple[np.ndarray, np.ndarr
     return labels, np.clip(glosh, 0.0, 1.0)
 
 
+def _hdbscan_auto(
+    x: np.ndarray, data: np.ndarray, params: ClusterParams, step: Callable[[int, str], None]
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """HDBSCAN over a range of smallest-cluster sizes, keeping the labelling the criterion likes best.
+
+    A single size scaled to n is brittle: on digits 1 % splits classes (13 clusters, ACC 0.88), 5 % merges
+    them (5 clusters). Each candidate is scored like an auto-k candidate, on the reduced features rather
+    than the UMAP space it was found in, times the share of images it did not call noise (a labelling
+    that discards the hard half would otherwise win). The curve lists clusters found per candidate.
+    """
+    runs = []
+    for i, mcs in enumerate(min_cluster_size_candidates(len(x))):
+        step(1 + i, f"hdbscan min size {mcs}")
+        labels, glosh = _hdbscan(x, dataclasses.replace(params, min_cluster_size=mcs))
+        score = _score(data, labels, params.criterion, params.seed)
+        if params.criterion in ("silhouette", "calinski_harabasz") and not np.isnan(score):
+            score *= float(np.mean(labels >= 0))
+        n_found = len(np.unique(labels[labels >= 0]))
+        runs.append((mcs, n_found, score, labels, glosh))
+    valid = [r for r in runs if not np.isnan(r[2])]
+    if not valid:
+        best = runs[len(runs) // 2]
+    elif params.criterion in ("davies_bouldin", "elbow"):
+        best = min(valid, key=lambda r: r[2])
+    else:
+        best = max(valid, key=lambda r: r[2])
+    ordered = sorted(runs, key=lambda r: (r[1], -r[0]))
+    curve = {
+        "k": [r[1] for r in ordered],
+        "score": [None if np.isnan(r[2]) else float(r[2]) for r in ordered],
+        "min_cluster_size": [r[0] for r in ordered],
+        "criterion": params.criterion,
+        "chosen": int(best[1]),
+        "chosen_min_cluster_size": int(best[0]),
+    }
+    return best[3], best[4], curve
+
+
 def _dbscan(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
@@ -241,7 +288,10 @@ def _score(x: np.ndarray, labels: np.ndarray, criterion: str, seed: int) -> floa
         return float("nan")
     if criterion == "silhouette":
         sample = SILHOUETTE_SAMPLE if len(x) > SILHOUETTE_SAMPLE else None
-        return float(metrics.silhouette_score(x, labels, sample_size=sample, random_state=seed))
+        # Cosine: the features are L2-normalised before PCA, so angles are the similarity the user sees.
+        return float(
+            metrics.silhouette_score(x, labels, metric="cosine", sample_size=sample, random_state=seed)
+        )
     if criterion == "davies_bouldin":
         return float(metrics.davies_bouldin_score(x, labels))
     return float(metrics.calinski_harabasz_score(x, labels))
@@ -307,9 +357,19 @@ def _scores(x: np.ndarray, labels: np.ndarray, seed: int) -> dict:
 
 
 def _auto_k(
-    x: np.ndarray, params: ClusterParams, tree: object | None, step: Callable[[int, str], None]
+    x: np.ndarray,
+    params: ClusterParams,
+    tree: object | None,
+    step: Callable[[int, str], None],
+    score_on: np.ndarray,
 ) -> tuple[np.ndarray, dict]:
-    """Run the method over k_range and keep the k the criterion likes best; returns labels and the curve."""
+    """Run the method over k_range and keep the k the criterion likes best; returns labels and the curve.
+
+    Labels come from x (the clustering space); the criterion is computed on score_on, the reduced
+    features. UMAP's min_dist=0 space packs sub-groups into tight islands, so scored there silhouette
+    rewards splitting classes (digits: k=13 within 5 % of the best); in the feature space it peaks at
+    the classes (digits: k=10, 0.236 against 0.217 for the runner-up).
+    """
     lo, hi = params.k_range
     lo, hi = max(2, int(lo)), min(int(hi), len(x) - 1)
     if hi < lo:
@@ -318,7 +378,7 @@ def _auto_k(
     for i, k in enumerate(ks):
         step(i, f"{params.method} k={k}")
         runs[k] = _fit_k(x, params.method, k, params, tree)
-        scores.append(_score(x, runs[k], params.criterion, params.seed))
+        scores.append(_score(score_on, runs[k], params.criterion, params.seed))
     chosen = choose_k(ks, scores, params.criterion)
     curve = {"k": ks, "score": [None if np.isnan(s) else float(s) for s in scores]}
     curve.update(criterion=params.criterion, chosen=int(chosen))
@@ -342,7 +402,10 @@ def cluster(
     data = np.asarray(data, dtype=np.float32)
     n = len(data)
     auto = params.method in K_METHODS and params.k is None and params.max_d is None
+    auto_hdbscan = params.method == "hdbscan" and params.min_cluster_size is None
     steps = 2 + (params.k_range[1] - params.k_range[0] + 1 if auto else 1)
+    if auto_hdbscan:
+        steps = 2 + len(min_cluster_size_candidates(n))
     meter = RateMeter("cluster", steps, on_progress)
 
     def step(i: int, message: str) -> None:
@@ -358,7 +421,9 @@ def cluster(
     outlier_score, k_curve = None, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn/hdbscan deprecation chatter is not the person's problem
-        if params.method == "hdbscan":
+        if auto_hdbscan:
+            labels, outlier_score, k_curve = _hdbscan_auto(x, data, params, step)
+        elif params.method == "hdbscan":
             step(1, "hdbscan")
             labels, outlier_score = _hdbscan(x, params)
         elif params.method == "dbscan":
@@ -382,10 +447,10 @@ def cluster(
                 step(1, f"{params.method} k={params.k}")
                 labels = _fit_k(x, params.method, int(min(max(1, params.k), n)), params, tree)
             else:
-                labels, k_curve = _auto_k(x, params, tree, lambda i, m: step(1 + i, m))
+                labels, k_curve = _auto_k(x, params, tree, lambda i, m: step(1 + i, m), data)
     check_cancel(cancelled)
     labels = _relabel(labels)
-    scores = _scores(x, labels, params.seed)
+    scores = _scores(data, labels, params.seed)
     meter.update(steps, force=True)
     n_clusters = int(labels.max() + 1) if (labels >= 0).any() else 0
     return Clustering(labels, n_clusters, k_curve, scores, outlier_score, params)

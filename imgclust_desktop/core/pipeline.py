@@ -22,6 +22,10 @@ from .sources import FileIdentity
 
 EventCallback = Callable[[str, object], None]
 DEFAULT_INPUT_SIZE = 224
+SMALL_SOURCE_EDGE = 64  # sources whose median long edge is at most this are "small" (icons, MNIST-like)
+SMALL_INPUT_SIZE = 64
+SMALL_LAYER = "blocks.4"
+SIZE_SAMPLE = 64  # files whose headers are read to judge the source size
 
 
 class PipelineError(Exception):
@@ -52,9 +56,41 @@ def _no_event(kind: str, payload: object) -> None:
     """Default event callback: ignore."""
 
 
+def median_long_edge(files: Sequence[FileIdentity], sample: int = SIZE_SAMPLE) -> int | None:
+    """Median long edge in pixels of up to `sample` evenly spread files (headers only); None if none read."""
+    from PIL import Image
+
+    if not files:
+        return None
+    picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round().astype(int))
+    edges = []
+    for i in picks.tolist():
+        try:
+            with Image.open(files[i].path) as im:
+                edges.append(max(im.size))
+        except Exception:  # unreadable files are reported by the decode stage, not here
+            continue
+    return int(np.median(edges)) if edges else None
+
+
+def choose_input(files: Sequence[FileIdentity]) -> tuple[int, str | None]:
+    """(network input side, feature layer) for the EfficientNet extractor given the source files.
+
+    Photos: 224 px and the 1280-d pooled head (ImageNet semantics). Small sources (median long edge
+    <= 64 px: digits, Fashion-MNIST, icons) carry no detail a 224 px pass can use; upscaled 8x8 or 28x28
+    images reach the head as blur, and its ImageNet classes do not describe strokes. There a 64 px pass
+    tapped at blocks.4 (112-d, mid-level shape features) is both ~10x faster and far better: measured on
+    digits with automatic k, ACC 0.95 against 0.20 for the head at 224 px (bench/quality.py).
+    """
+    edge = median_long_edge(files)
+    if edge is not None and edge <= SMALL_SOURCE_EDGE:
+        return SMALL_INPUT_SIZE, SMALL_LAYER
+    return DEFAULT_INPUT_SIZE, None
+
+
 def choose_input_size(files: Sequence[FileIdentity]) -> int:
-    """Network input side for CNN extractors given the source files (the lead tunes this rule)."""
-    return DEFAULT_INPUT_SIZE
+    """Network input side for the EfficientNet extractor (see choose_input)."""
+    return choose_input(files)[0]
 
 
 def run(
@@ -93,14 +129,14 @@ def run(
     clock = time.perf_counter()
     on_progress(Progress("model", 0, 1, message=f"loading {request.model_id}"))
     info = registry.get_info(request.model_id)
-    input_size = request.input_size
-    if input_size is None and info.family == "efficientnet":
-        input_size = choose_input_size(scanned.files)
+    input_size, layer = request.input_size, request.layer
+    if info.family == "efficientnet" and input_size is None and layer is None:
+        input_size, layer = choose_input(scanned.files)
     extractor = registry.create(
         request.model_id,
         device=request.device,
         weights_path=request.weights_path,
-        layer=request.layer,
+        layer=layer,
         input_size=input_size,
         on_progress=on_progress,
         cancelled=cancelled,
@@ -136,7 +172,7 @@ def run(
     params = {
         "model": request.model_id,
         "weights_path": request.weights_path,
-        "layer": request.layer,
+        "layer": layer,
         "input_size": int(getattr(extractor, "input_size", input_size or 0) or 0),
         "feature_cache_key": getattr(extractor, "cache_key", request.model_id),
         "device": str(getattr(extractor, "device", request.device)),

@@ -177,6 +177,40 @@ class Session:
         )
         return cid
 
+    def split_cluster(self, cluster_id: int, sub_labels: Sequence[int], method: str = "") -> list[int]:
+        """Split one cluster by sub-labels (one per member, in row order; -1 = noise): the largest part keeps
+        the id, every other part gets a new cluster; returns the ids of all parts."""
+        cid = int(cluster_id)
+        rows = np.flatnonzero(self.labels == cid)
+        parts = np.asarray(sub_labels, dtype=np.int64).ravel()
+        if parts.shape != rows.shape:
+            raise ValueError(f"cluster {cid} has {len(rows)} images but {len(parts)} sub-labels were given")
+        previous = self.labels[rows].tolist()
+        ids, counts = np.unique(parts, return_counts=True)
+        order = [int(p) for p in ids[np.lexsort((ids, -counts))]]  # biggest part first
+        base = self.name_of(cid)
+        new_label = np.empty_like(parts)
+        result: list[int] = []
+        for part in order:
+            if part < 0:
+                target = NOISE
+            elif not result:
+                target = cid
+            else:
+                used = set(self.clusters) | set(self.labels.tolist()) | {NOISE}
+                target = max(used) + 1
+                self.clusters[target] = ClusterInfo(target, f"{base} ({len(result) + 1})")
+            new_label[parts == part] = target
+            if target != NOISE:
+                result.append(target)
+        self.labels[rows] = new_label
+        self._refresh_medoids(set(result))
+        self._log(
+            "split_cluster", cluster=cid, method=method, indices=rows.tolist(), labels=new_label.tolist(),
+            previous=previous, clusters=result,
+        )  # fmt: skip
+        return result
+
     def rename(self, cluster_id: int, name: str) -> None:
         """Give a cluster a new display name."""
         cid = int(cluster_id)
@@ -223,6 +257,47 @@ class Session:
         self.edits.append({"op": op, "time": round(time.time(), 3), **details})
 
 
+def split_labels(
+    session: Session,
+    cluster_id: int,
+    k: int | None = None,
+    *,
+    method: str = "kmeans",
+    seed: int = 0,
+    on_progress: Any = None,
+    cancelled: Any = None,
+) -> np.ndarray:
+    """Sub-labels for re-clustering one cluster's images alone (k fixed, or chosen automatically).
+
+    Works on the session's stored features only (PCA of the members, then `method` in that space); the
+    result has one label per member in row order, ready for Session.split_cluster.
+    """
+    from .cluster import ClusterParams, cluster
+    from .progress import never_cancelled, no_progress
+    from .reduce import reduce
+
+    rows = np.flatnonzero(session.labels == int(cluster_id))
+    if len(rows) < 2:
+        raise ValueError(f"{session.name_of(cluster_id)} has {len(rows)} image(s): nothing to split")
+    if k is not None and not 2 <= int(k) <= len(rows):
+        raise ValueError(f"cannot split {len(rows)} images into {k} clusters")
+    reduced = reduce(session.features[rows], n_components=min(50, len(rows) - 1), seed=seed)
+    params = ClusterParams(
+        method=method,
+        k=None if k is None else int(k),
+        k_range=(2, max(2, min(10, len(rows) - 1))),
+        space="reduced",
+        seed=seed,
+    )
+    result = cluster(
+        reduced.data,
+        params,
+        on_progress=on_progress or no_progress,
+        cancelled=cancelled or never_cancelled,
+    )
+    return np.asarray(result.labels, dtype=np.int64)
+
+
 def _rows(indices: Sequence[int]) -> np.ndarray:
     return np.asarray(indices, dtype=np.int64).ravel()
 
@@ -236,8 +311,12 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 # ---- saving
 
 
-def save(session: Session, folder: Path, *, report: bool = True) -> None:
-    """Write the session folder (atomic per file); montages and report.html too unless report=False."""
+def save(session: Session, folder: Path, *, report: bool = True, write_features: bool = True) -> None:
+    """Write the session folder (atomic per file); montages and report.html too unless report=False.
+
+    write_features=False keeps the folder's features.npy (autosave: edits never change features); it is
+    refused unless that file already holds one row per image.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(session.paths)
@@ -246,8 +325,13 @@ def save(session: Session, folder: Path, *, report: bool = True) -> None:
             f"inconsistent session: {n} paths, {session.features.shape[0]} feature rows, "
             f"{session.coords.shape[0]} map points, {session.labels.shape[0]} labels"
         )
-    features = np.ascontiguousarray(session.features, dtype=np.float32)
-    _atomic_write(folder / "features.npy", lambda f: np.save(f, features, allow_pickle=False), binary=True)
+    if not write_features and not _features_fit(folder / "features.npy", session.features.shape):
+        write_features = True
+    if write_features:
+        features = np.ascontiguousarray(session.features, dtype=np.float32)
+        _atomic_write(
+            folder / "features.npy", lambda f: np.save(f, features, allow_pickle=False), binary=True
+        )
     _atomic_write(folder / "clusters.csv", lambda f: _write_csv(session, f))
     _atomic_write(folder / "session.json", lambda f: json.dump(_to_json(session), f, indent=1))
     session.path = folder
@@ -255,6 +339,14 @@ def save(session: Session, folder: Path, *, report: bool = True) -> None:
         from .report import write_report  # PIL drawing; imported here so loading stays light
 
         write_report(session, folder)
+
+
+def _features_fit(path: Path, shape: tuple) -> bool:
+    try:
+        stored = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return stored.shape == tuple(shape) and stored.dtype == np.float32
 
 
 def _to_json(session: Session) -> dict:
@@ -411,7 +503,7 @@ def load(folder: Path) -> Session:
             inputs=[str(p) for p in meta.get("inputs", [])],
             params=dict(meta.get("params") or {}),
             timings=dict(meta.get("timings") or {}),
-            scores=dict(meta.get("scores") or {}),
+            scores=_int_keys(dict(meta.get("scores") or {})),
             k_curve=meta.get("k_curve"),
             linkage=None if linkage is None else np.asarray(linkage, np.float64).reshape(-1, 4),
             linkage_cluster_ids=[int(c) for c in meta.get("linkage_cluster_ids", [])],
@@ -422,6 +514,18 @@ def load(folder: Path) -> Session:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise SessionError(f"session folder {folder} is damaged: {exc}") from None
     return session
+
+
+def _int_keys(value: Any) -> Any:
+    """JSON turned int dict keys (cluster_sizes) into strings: turn them back so a reload is identical."""
+    if isinstance(value, dict):
+        keys = list(value)
+        if keys and all(isinstance(k, str) and k.lstrip("-").isdigit() for k in keys):
+            return {int(k): _int_keys(v) for k, v in value.items()}
+        return {k: _int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
 
 
 def _read_meta(path: Path) -> dict:

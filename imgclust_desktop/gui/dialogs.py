@@ -1,4 +1,4 @@
-"""Small dialogs: About (versions, model licence), errors with details, model download."""
+"""Small dialogs: About (versions, model licence), errors with details, model download, image viewer."""
 
 from __future__ import annotations
 
@@ -180,3 +180,86 @@ class ModelDownloadDialog(QDialog):
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()  # Escape / window close while downloading: stop the download too
         super().reject()
+
+
+def _decode_for_viewer(path: str, max_side: int) -> Callable[..., Any]:
+    def task(*, on_progress, cancelled, on_event):
+        from imgclust_desktop.core.decode import decode
+
+        decoded = decode(path, max_side=max_side, thumb_sizes=())
+        return decoded.image, decoded.original_size
+
+    return task
+
+
+class ImageViewer(QDialog):
+    """The original file of one image (decoded off the GUI thread), with its path and cluster."""
+
+    MAX_SIDE = 2048
+
+    def __init__(self, path: str, cluster: str, parent: QWidget | None = None, extra: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle(path.replace("\\", "/").rsplit("/", 1)[-1])
+        self.path = path
+        self.image: Any = None  # QImage once decoded
+        self.picture = QLabel("Loading…")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumSize(320, 240)
+        self.caption = QLabel()
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption.setWordWrap(True)
+        self._lines = [path, f"Cluster: {cluster}"] + ([extra] if extra else [])
+        self.caption.setText("\n".join(self._lines))
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        row = QHBoxLayout()
+        row.addWidget(self.caption, 1)
+        row.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.picture, 1)
+        layout.addLayout(row)
+        self.resize(900, 720)
+        self.worker = PipelineWorker(_decode_for_viewer(path, self.MAX_SIDE), name="viewer")
+        self.worker.finished.connect(self._decoded)
+        self.worker.failed.connect(
+            lambda message, _d: self.picture.setText(f"Cannot show this image: {message}")
+        )
+        self.worker.start()
+
+    def _decoded(self, result: tuple[Any, tuple[int, int]]) -> None:
+        from PySide6.QtGui import QImage
+
+        array, (width, height) = result
+        h, w = array.shape[:2]
+        self.image = QImage(array.data, w, h, w * 3, QImage.Format.Format_RGB888).copy()
+        self.caption.setText("\n".join(self._lines + [f"{width} x {height} pixels"]))
+        self._fit()
+
+    def _fit(self) -> None:
+        if self.image is None:
+            return
+        from PySide6.QtGui import QPixmap
+
+        pixmap = QPixmap.fromImage(self.image).scaled(
+            self.picture.size(),
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        self.picture.setPixmap(pixmap)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def done(self, result: int) -> None:
+        self.worker.cancel()
+        super().done(result)
+
+
+def ask_text(parent: QWidget, title: str, label: str, text: str = "") -> str | None:
+    """A one-line text question (cluster names); None when cancelled."""
+    from PySide6.QtWidgets import QInputDialog
+
+    value, ok = QInputDialog.getText(parent, title, label, text=text)
+    return value if ok else None

@@ -27,6 +27,7 @@ from imgclust_desktop.gui.app import (
     is_session_folder,
     recent_sessions,
 )
+from imgclust_desktop.gui.curation import Curation
 from imgclust_desktop.gui.panels.progress import EmptyState, ProgressPanel, describe
 from imgclust_desktop.gui.panels.settings import SettingsPanel
 from imgclust_desktop.gui.panels.skipped import SkippedPanel
@@ -66,8 +67,8 @@ class MainWindow(QMainWindow):
         self.skipped_panel = SkippedPanel()
         self.clusters = self._view("clusters", "ClusterGridPanel", "Cluster thumbnails appear here.")
         self.dendrogram = self._view("dendrogram", "DendrogramPanel", "The cluster tree appears here.")
-        search = QLabel("Similar-image and text search will appear here.")
-        search.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # search, duplicates and outliers panels, edit actions, image viewer, export dialog, autosave
+        self.curation = Curation(self)
         right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
         self.docks = {
             "settings": self._dock(self.settings_panel, "Settings", right),
@@ -75,9 +76,11 @@ class MainWindow(QMainWindow):
             "clusters": self._dock(self.clusters, "Clusters", bottom),
             "dendrogram": self._dock(self.dendrogram, "Dendrogram", bottom),
             "skipped": self._dock(self.skipped_panel, "Skipped files", bottom),
-            "search": self._dock(search, "Search", bottom),
+            "search": self._dock(self.curation.search, "Search", bottom),
+            "duplicates": self._dock(self.curation.duplicates, "Duplicates", bottom),
+            "outliers": self._dock(self.curation.outliers, "Outliers", bottom),
         }
-        for name in ("dendrogram", "skipped", "search"):
+        for name in ("dendrogram", "skipped", "search", "duplicates", "outliers"):
             self.tabifyDockWidget(self.docks["clusters"], self.docks[name])
         self.docks["clusters"].raise_()
         # The right column runs full height, so the bottom docks sit under the map only.
@@ -89,6 +92,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["clusters"]], [280], Qt.Orientation.Vertical)
 
         self._build_actions()
+        from imgclust_desktop.gui.faces import install_modes_menu
+
+        self.modes = install_modes_menu(self)
         self.status_label = QLabel("Ready")
         self.status_bar_progress = QProgressBar()
         self.status_bar_progress.setMaximumWidth(180)
@@ -147,9 +153,7 @@ class MainWindow(QMainWindow):
         self.demo_action.setEnabled(demo_folder().is_dir())
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save Session…", self.choose_save_folder, keys.Save)
-        self.export_action = self._action(file_menu, "&Export…", lambda: None, "Ctrl+E")
-        self.export_action.setEnabled(False)
-        self.export_action.setToolTip("Export arrives with curation")
+        self.export_action = self._action(file_menu, "&Export…", self.curation.open_export, "Ctrl+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
 
@@ -159,6 +163,7 @@ class MainWindow(QMainWindow):
         self.redo_action = self.model.undo_stack.createRedoAction(self, "&Redo")
         self.redo_action.setShortcut(QKeySequence(keys.Redo))
         edit_menu.addActions([self.undo_action, self.redo_action])
+        self.curation.actions.add_to_menu(edit_menu)
         edit_menu.addSeparator()
         preferences = QKeySequence(keys.Preferences)
         self.preferences_action = self._action(
@@ -199,8 +204,13 @@ class MainWindow(QMainWindow):
         paths = [os.path.abspath(p) for p in paths if p]
         if not paths:
             return
+        autosaved = self.curation.autosave_for(paths)
         if len(paths) == 1 and is_session_folder(paths[0]):
             self.open_session(paths[0])
+        elif autosaved is not None and not self.busy():
+            # the edits made on these inputs last time were autosaved: bring them back
+            self.open_session(str(autosaved))
+            self.status_label.setText("Restoring your autosaved edits (Run starts over)…")
         else:
             self.start_run(paths)
 
@@ -381,6 +391,7 @@ class MainWindow(QMainWindow):
 
     def _session_saved(self, folder: str) -> None:
         self.model.session.path = Path(folder)
+        self.curation.saved_to(folder)
         add_recent_session(self.settings, folder)
         self.progress_panel.finish(f"Done: saved to {folder}")
         self.status_label.setText(f"Saved session to {folder}")
@@ -429,6 +440,7 @@ class MainWindow(QMainWindow):
         for action in (self.open_folder_action, self.open_session_action, self.demo_action):
             action.setEnabled(not busy and (action is not self.demo_action or demo_folder().is_dir()))
         self.save_action.setEnabled(has_session and not busy)
+        self.export_action.setEnabled(has_session and not busy)
         self.run_action.setEnabled(not busy and bool(self.inputs or has_session))
         self.cancel_action.setEnabled(busy)
         self.settings_panel.run_button.setEnabled(not busy)
@@ -483,6 +495,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings_panel.save(self.settings)
         self.settings.sync()
+        self.curation.on_close()  # unsaved edits go to the session folder or the autosave folder
         if self.worker is not None:
             self.worker.cancel()
             self.worker.wait(2.0)  # stages stop within ~0.2 s; the thread is a daemon if one does not

@@ -17,6 +17,9 @@ class SessionModel(QObject):
 
     changed = Signal()  # any edit or new session; views re-read labels/names
     selectionChanged = Signal(object)  # np.ndarray of row indices
+    splitFailed = Signal(str)  # a split in the worker could not be done, in words
+    highlightChanged = Signal(object)  # np.ndarray of rows to ring on the map (search results)
+    sessionReplaced = Signal(object)  # a new session with a fresh history (not an undoable swap)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -24,6 +27,8 @@ class SessionModel(QObject):
         self.thumbnails: Any = None  # gui.thumbs.ThumbnailProvider | None
         self.undo_stack = QUndoStack(self)
         self.selection = np.empty(0, dtype=np.int64)
+        self.highlight = np.empty(0, dtype=np.int64)
+        self.split_worker: Any = None  # gui.worker.PipelineWorker while split_auto runs
         self.provisional = False  # True while the session is a preview of a run still in progress
         self._cut: tuple[Any, Any] | None = None  # (session made by cut_tree, the session it was cut from)
 
@@ -39,8 +44,12 @@ class SessionModel(QObject):
             self.undo_stack.clear()
         n = self.row_count()
         self.selection = self.selection[self.selection < n] if keep_history else np.empty(0, dtype=np.int64)
+        self.highlight = self.highlight[self.highlight < n] if keep_history else np.empty(0, dtype=np.int64)
+        if not keep_history:
+            self.sessionReplaced.emit(session)
         self.changed.emit()
         self.selectionChanged.emit(self.selection)
+        self.highlightChanged.emit(self.highlight)
 
     def row_count(self) -> int:
         return 0 if self.session is None else len(self.session.paths)
@@ -60,9 +69,118 @@ class SessionModel(QObject):
         self.selection = rows
         self.selectionChanged.emit(rows)
 
+    def set_highlight(self, indices: Any) -> None:
+        """Ring these rows on the map (search results); an empty list clears it."""
+        rows = np.asarray(indices, dtype=np.int64).ravel()
+        self.highlight = rows[(rows >= 0) & (rows < self.row_count())]
+        self.highlightChanged.emit(self.highlight)
+
     def notify(self) -> None:
         """Tell the views the session was edited in place."""
         self.changed.emit()
+
+    def edited(self, _command: Any = None) -> None:
+        """Called by every edit command after redo/undo: views re-read the session."""
+        self.changed.emit()
+
+    # ---- edits: each pushes one undoable command (see gui/commands.py)
+    def can_edit(self) -> bool:
+        return self.session is not None and not self.provisional
+
+    def assign(self, rows: Any, cluster: int | None, name: str | None = None) -> Any:
+        """Move rows to an existing cluster, or to a new one (cluster None)."""
+        from imgclust_desktop.gui.commands import AssignToCluster
+
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if not self.can_edit() or len(rows) == 0:
+            return None
+        return self._push(AssignToCluster(self, rows, cluster, name))
+
+    def merge(self, clusters: Any, into: int | None = None) -> Any:
+        from imgclust_desktop.gui.commands import MergeClusters
+
+        ids = sorted({int(c) for c in clusters if int(c) >= 0})
+        if not self.can_edit() or len(ids) < 2:
+            return None
+        return self._push(MergeClusters(self, ids, into))
+
+    def split(self, cluster: int, sub_labels: Any, how: str = "") -> Any:
+        from imgclust_desktop.gui.commands import SplitCluster
+
+        if not self.can_edit():
+            return None
+        return self._push(SplitCluster(self, cluster, sub_labels, how))
+
+    def split_auto(self, cluster: int, k: int | None = None) -> None:
+        """Re-cluster one cluster's images (k fixed, or None = automatic) in a worker, then split it.
+
+        `split_worker` is the running job; `splitFailed` carries a message when it cannot be done.
+        """
+        from imgclust_desktop.core.session import split_labels
+        from imgclust_desktop.gui.worker import PipelineWorker
+
+        session = self.session
+        if not self.can_edit() or self.split_worker is not None:
+            return
+        seed = int((session.params or {}).get("seed", 0))
+
+        def task(*, on_progress, cancelled, on_event):
+            return split_labels(session, cluster, k, seed=seed, on_progress=on_progress, cancelled=cancelled)
+
+        how = f"k={k}" if k else "automatic k"
+        job = PipelineWorker(task, name="split")
+        self.split_worker = job
+
+        def finished(labels: Any) -> None:
+            if self.session is not session or int(np.sum(session.labels == cluster)) != len(labels):
+                # the session changed while the worker ran: the labels no longer fit
+                self.splitFailed.emit("the clusters changed while the split was computed; try again")
+                return
+            if len(np.unique(labels)) < 2:
+                self.splitFailed.emit(f"{session.name_of(cluster)} did not split: its images are too alike")
+                return
+            self.split(cluster, labels, how)
+
+        job.finished.connect(finished)
+        job.failed.connect(lambda message, _details: self.splitFailed.emit(message))
+        job.done.connect(lambda: setattr(self, "split_worker", None))
+        job.start()
+
+    def rename(self, cluster: int, name: str) -> Any:
+        from imgclust_desktop.gui.commands import RenameCluster
+
+        name = str(name).strip()
+        if not self.can_edit() or not name or name == self.session.name_of(cluster):
+            return None
+        return self._push(RenameCluster(self, cluster, name))
+
+    def set_excluded(self, rows: Any, flag: bool, text: str | None = None) -> Any:
+        from imgclust_desktop.gui.commands import SetExcluded
+
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if not self.can_edit() or len(rows) == 0:
+            return None
+        return self._push(SetExcluded(self, rows, flag, text))
+
+    def set_clusters_excluded(self, clusters: Any, flag: bool) -> Any:
+        from imgclust_desktop.gui.commands import SetClusterExcluded
+
+        ids = [int(c) for c in clusters if int(c) >= 0]
+        if not self.can_edit() or not ids:
+            return None
+        return self._push(SetClusterExcluded(self, ids, flag))
+
+    def keep_one_per_group(self, groups: list[tuple[int, list[int]]]) -> Any:
+        """For each (row to keep, rows of its group): keep that row, exclude the rest."""
+        from imgclust_desktop.gui.commands import KeepOnePerGroup
+
+        if not self.can_edit() or not groups:
+            return None
+        return self._push(KeepOnePerGroup(self, groups))
+
+    def _push(self, command: Any) -> Any:
+        self.undo_stack.push(command)
+        return command
 
     def replace(self, session: Any, text: str) -> None:
         """Swap in a new version of the session as one undoable step."""
@@ -83,6 +201,7 @@ class SessionModel(QObject):
             base,
             labels=base.labels.copy(),
             clusters={cid: dataclasses.replace(info) for cid, info in base.clusters.items()},
+            excluded=base.excluded.copy(),  # later exclude edits must not reach back into `base`
             edits=list(base.edits),
         )
         for group in sorted(set(groups)):

@@ -44,10 +44,11 @@ MEAN_SAMPLE = 48  # thumbnails averaged into a cluster's mean image
 SORT_MODES = {"typicality": "Most typical first", "outlier": "Most unusual first"}
 IndexRole = Qt.ItemDataRole.UserRole + 1
 MedoidRole = Qt.ItemDataRole.UserRole + 2
+ExcludedRole = Qt.ItemDataRole.UserRole + 3
 
 
 def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tuple[np.ndarray, int | None]:
-    """Rows of one cluster, medoid first, then by distance to the medoid (or by outlier score, highest first)."""
+    """Rows of one cluster: medoid first then by distance to it, or by outlier score alone (highest first)."""
     labels = np.asarray(session.labels)
     rows = np.flatnonzero(labels == cluster_id)
     if len(rows) == 0:
@@ -69,7 +70,9 @@ def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tu
     else:
         key = 1.0 - features @ features.mean(axis=0)
     order = rows[np.argsort(key, kind="stable")]
-    if medoid is not None:
+    if medoid is not None and sort != "outlier":
+        # Most typical first: the medoid leads (it is at distance 0 anyway, ties aside). Sorted by outlier
+        # score the order is the score's alone; the medoid keeps its badge wherever it lands.
         order = np.concatenate([[medoid], order[order != medoid]])
     return order, medoid
 
@@ -116,6 +119,9 @@ class ClusterImagesModel(QAbstractListModel):
             return row
         if role == MedoidRole:
             return row == self.medoid
+        if role == ExcludedRole:
+            excluded = getattr(self.session, "excluded", None)
+            return excluded is not None and bool(excluded[row])
         return None
 
     def thumbnail_arrived(self, index: int) -> None:
@@ -162,6 +168,11 @@ class ThumbnailDelegate(QStyledItemDelegate):
             font.setBold(True)
             painter.setFont(font)
             painter.drawText(QRect(box.x() + 2, box.y() + 2, 52, 16), Qt.AlignmentFlag.AlignCenter, "medoid")
+        if index.data(ExcludedRole):
+            painter.fillRect(box, QColor(255, 255, 255, 150))  # faded: it will not be exported
+            painter.setPen(QPen(QColor(200, 30, 30), 2))
+            painter.drawLine(box.topLeft(), box.bottomRight())
+            painter.drawLine(box.topRight(), box.bottomLeft())
         painter.setFont(option.font)
         painter.setPen(option.palette.highlightedText().color() if selected else QColor(60, 60, 60))
         text_rect = QRect(cell.x() + 2, box.bottom() + 3, cell.width() - 4, cell.bottom() - box.bottom() - 3)
@@ -176,6 +187,7 @@ class ClusterGridPanel(QWidget):
     """Clusters on the left, the chosen cluster's images on the right (virtualised), diagnostics tab."""
 
     imageActivated = Signal(int)
+    contextMenuRequested = Signal(object, object)  # cluster id (or None), global QPoint
 
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -204,6 +216,14 @@ class ClusterGridPanel(QWidget):
         self.grid.setModel(self.images)
         self.grid.selectionModel().selectionChanged.connect(self._grid_selection_changed)
         self.grid.doubleClicked.connect(lambda index: self.imageActivated.emit(int(index.data(IndexRole))))
+        for view in (self.clusters, self.grid):
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.clusters.customContextMenuRequested.connect(self._cluster_menu)
+        self.grid.customContextMenuRequested.connect(
+            lambda pos: self.contextMenuRequested.emit(
+                self.current_cluster, self.grid.viewport().mapToGlobal(pos)
+            )
+        )
 
         self.mean_image = QLabel()
         self.mean_image.setFixedSize(56, 56)
@@ -269,7 +289,9 @@ class ClusterGridPanel(QWidget):
         )
         for cid, count in entries:
             name = "Noise" if cid < 0 else _cluster_name(session, cid)
-            item = QListWidgetItem(_swatch(colors.cluster_rgb(cid)), f"{name}  ({count:,})")
+            info = getattr(session, "clusters", {}).get(cid)
+            excluded = " — excluded" if info is not None and getattr(info, "excluded", False) else ""
+            item = QListWidgetItem(_swatch(colors.cluster_rgb(cid)), f"{name}  ({count:,}){excluded}")
             item.setData(Qt.ItemDataRole.UserRole, int(cid))
             self.clusters.addItem(item)
         self.clusters.blockSignals(False)
@@ -288,6 +310,13 @@ class ClusterGridPanel(QWidget):
                 break
         self.current_cluster = cluster_id
         self._load_grid()
+
+    def _cluster_menu(self, pos: Any) -> None:
+        item = self.clusters.itemAt(pos)
+        if item is not None:
+            self.clusters.setCurrentItem(item)
+            cluster = int(item.data(Qt.ItemDataRole.UserRole))
+            self.contextMenuRequested.emit(cluster, self.clusters.viewport().mapToGlobal(pos))
 
     def set_sort(self, sort: str) -> None:
         """Order the grid by "typicality" (distance to medoid) or "outlier" score."""

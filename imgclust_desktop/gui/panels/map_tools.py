@@ -1,4 +1,5 @@
-"""Gestures and overlays of the map: the selecting ViewBox (pan, rectangle, lasso) and the hover card."""
+"""Gestures and overlays of the map: the selecting ViewBox (pan, rectangle, lasso), the hover card, the
+search-result rings and the legend's little pictures."""
 
 from __future__ import annotations
 
@@ -6,9 +7,19 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QIcon,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QLabel, QListWidgetItem, QVBoxLayout, QWidget
+
+from imgclust_desktop.gui import colors
 
 
 def selection_mode(modifiers: Qt.KeyboardModifier) -> str:
@@ -26,6 +37,7 @@ class SelectViewBox(pg.ViewBox):
 
     clicked = Signal(QPointF, object, bool)  # data position, modifiers, double-click
     polygonDrawn = Signal(object, object)  # np.ndarray [m, 2] in data coordinates, modifiers
+    rightClicked = Signal(QPointF, object)  # data position, global screen position (QPoint)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, enableMenu=False)
@@ -44,6 +56,9 @@ class SelectViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.clicked.emit(self.mapToView(ev.pos()), ev.modifiers(), bool(ev.double()))
+        elif ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            self.rightClicked.emit(self.mapToView(ev.pos()), ev.screenPos().toPoint())
         else:
             super().mouseClickEvent(ev)
 
@@ -121,3 +136,55 @@ class HoverCard(QFrame):
             self.picture.setPixmap(pixmap)
         self.text.setText(text)
         self.adjustSize()
+
+
+class HighlightRings(pg.ScatterPlotItem):
+    """Rings around a few rows of the map (search results), drawn above the point cloud."""
+
+    def __init__(self) -> None:
+        pen = pg.mkPen(QColor(255, 120, 0), width=2.5)
+        super().__init__(size=18, pen=pen, brush=None, symbol="o", pxMode=True)
+        self.setZValue(1e5)
+        self.rows = np.zeros(0, dtype=np.int64)
+
+    def show_rows(self, coords: np.ndarray, rows: np.ndarray) -> None:
+        """Ring these rows (indices into coords); an empty array clears the rings."""
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[(rows >= 0) & (rows < len(coords))]
+        self.rows = rows
+        points = np.asarray(coords, dtype=np.float64)[rows]
+        self.setData(x=points[:, 0], y=points[:, 1]) if len(rows) else self.clear()
+
+
+# ---- legend drawing helpers (used by the scatter's legend)
+
+
+def swatch(rgb: Any) -> QIcon:
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(60, 60, 60), 1))
+    painter.setBrush(QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
+    painter.drawEllipse(QRectF(1.5, 1.5, 11, 11))
+    painter.end()
+    return QIcon(pixmap)
+
+
+def ramp_icon() -> QIcon:
+    pixmap = QPixmap(40, 14)
+    painter = QPainter(pixmap)
+    gradient = QLinearGradient(0, 0, 40, 0)
+    ramp = colors.ramp_rgb(8)
+    for k, rgb in enumerate(ramp):
+        gradient.setColorAt(k / (len(ramp) - 1), QColor(*(int(v) for v in rgb)))
+    painter.fillRect(pixmap.rect(), gradient)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def style_legend_item(item: QListWidgetItem, hidden: bool) -> None:
+    font = item.font()
+    font.setStrikeOut(hidden)
+    item.setFont(font)
+    item.setForeground(QColor(150, 150, 150) if hidden else QColor(20, 20, 20))

@@ -11,12 +11,6 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
-    QColor,
-    QIcon,
-    QLinearGradient,
-    QPainter,
-    QPen,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QComboBox,
@@ -32,7 +26,15 @@ from PySide6.QtWidgets import (
 )
 
 from imgclust_desktop.gui import colors
-from imgclust_desktop.gui.panels.map_tools import HoverCard, SelectViewBox, selection_mode
+from imgclust_desktop.gui.panels.map_tools import (
+    HighlightRings,
+    HoverCard,
+    SelectViewBox,
+    ramp_icon,
+    selection_mode,
+    style_legend_item,
+    swatch,
+)
 from imgclust_desktop.gui.panels.point_cloud import PointCloudItem, points_in_polygon
 
 COLOR_MODES = {"cluster": "Cluster", "outlier": "Outlier score", "folder": "Folder"}
@@ -43,6 +45,7 @@ class ScatterPanel(QWidget):
     """The central map of a SessionModel: pan/zoom, level-of-detail thumbnails, legend, selection tools."""
 
     imageActivated = Signal(int)
+    contextMenuRequested = Signal(object, object)  # cluster id under the cursor (or None), global QPoint
 
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +66,8 @@ class ScatterPanel(QWidget):
         self.item = PointCloudItem()
         self.item.thumbnail_source = self._thumbnail
         self.view.addItem(self.item, ignoreBounds=True)
+        self.rings = HighlightRings()  # search results
+        self.view.addItem(self.rings, ignoreBounds=True)
         self.hover = HoverCard(self.canvas)
 
         self.legend = QListWidget()
@@ -91,11 +96,14 @@ class ScatterPanel(QWidget):
         self.view.sigRangeChangedManually.connect(self._user_moved_view)
         self.view.clicked.connect(self._clicked)
         self.view.polygonDrawn.connect(self._polygon_drawn)
+        self.view.rightClicked.connect(self._right_clicked)
         self.canvas.scene().sigMouseMoved.connect(self._mouse_moved)
         self.canvas.installEventFilter(self)
         self.canvas.viewport().installEventFilter(self)
         model.changed.connect(self.refresh)
         model.selectionChanged.connect(self._selection_changed)
+        if hasattr(model, "highlightChanged"):
+            model.highlightChanged.connect(self._highlight_changed)
         self.refresh()
 
     # -- toolbar ----------------------------------------------------------------------------------------
@@ -257,16 +265,16 @@ class ScatterPanel(QWidget):
     def _fill_legend(self, entries: list) -> None:
         self.legend.clear()
         if self.color_mode == "outlier" and entries:
-            header = QListWidgetItem(_ramp_icon(), "Outlier score 0 → 1")
+            header = QListWidgetItem(ramp_icon(), "Outlier score 0 → 1")
             header.setFlags(Qt.ItemFlag.ItemIsEnabled)  # shown at full contrast, never selected
             self.legend.addItem(header)
         hidden = self._hidden[self._grouping()]
         for key, name, count, rgb in entries:
-            item = QListWidgetItem(_swatch(rgb), f"{name}  ({count:,})")
+            item = QListWidgetItem(swatch(rgb), f"{name}  ({count:,})")
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setToolTip(f"{name}: {count:,} images")
             self.legend.addItem(item)
-            _style_legend_item(item, key in hidden)
+            style_legend_item(item, key in hidden)
 
     def _legend_clicked(self, item: QListWidgetItem) -> None:
         key = item.data(Qt.ItemDataRole.UserRole)
@@ -274,7 +282,7 @@ class ScatterPanel(QWidget):
             return
         hidden = self._hidden[self._grouping()]
         hidden.symmetric_difference_update({key})
-        _style_legend_item(item, key in hidden)
+        style_legend_item(item, key in hidden)
         self._apply_visibility()
 
     def _legend_menu(self, pos) -> None:
@@ -300,7 +308,7 @@ class ScatterPanel(QWidget):
             item = self.legend.item(i)
             k = item.data(Qt.ItemDataRole.UserRole)
             if k is not None:
-                _style_legend_item(item, k in self._hidden[grouping])
+                style_legend_item(item, k in self._hidden[grouping])
         self._apply_visibility()
 
     def set_hidden(self, keys: set) -> None:
@@ -418,6 +426,18 @@ class ScatterPanel(QWidget):
         elif mode == "replace":
             self.model.select([], "replace")
 
+    def _right_clicked(self, pos: QPointF, global_pos: Any) -> None:
+        """Right click: an image outside the selection becomes the selection; then ask for the edit menu."""
+        index = self.item.index_at(pos)
+        if index is not None and index not in set(np.asarray(self.model.selection).tolist()):
+            self.model.select([index], "replace")
+        cluster = None if index is None or self._session is None else int(self._session.labels[index])
+        self.contextMenuRequested.emit(cluster, global_pos)
+
+    def _highlight_changed(self, rows: Any) -> None:
+        coords = self.item.coords
+        self.rings.show_rows(coords, np.asarray(rows) if len(coords) else np.zeros(0, dtype=np.int64))
+
     def _selection_changed(self, rows: Any) -> None:
         self.item.set_selection(np.asarray(rows))
         self._update_status()
@@ -447,6 +467,8 @@ class ScatterPanel(QWidget):
             lines.append(f"Outlier score: {float(score[index]):.2f}")
         if self._folders:
             lines.append(f"Folder: {self._folders[self._folder_index[index]]}")
+        if getattr(session, "excluded", None) is not None and bool(session.excluded[index]):
+            lines.append("Excluded from export")
         image = self._provider.get(index) if self._provider is not None else None
         self.hover.show_image(index, image, "\n".join(lines))
         if at is not None:
@@ -468,34 +490,3 @@ def _cluster_name(session: Any, cluster_id: int) -> str:
         return str(session.name_of(cluster_id))
     except Exception:  # a session without names yet (preview)
         return f"Cluster {cluster_id}"
-
-
-def _swatch(rgb: Any) -> QIcon:
-    pixmap = QPixmap(14, 14)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(QPen(QColor(60, 60, 60), 1))
-    painter.setBrush(QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
-    painter.drawEllipse(QRectF(1.5, 1.5, 11, 11))
-    painter.end()
-    return QIcon(pixmap)
-
-
-def _ramp_icon() -> QIcon:
-    pixmap = QPixmap(40, 14)
-    painter = QPainter(pixmap)
-    gradient = QLinearGradient(0, 0, 40, 0)
-    ramp = colors.ramp_rgb(8)
-    for k, rgb in enumerate(ramp):
-        gradient.setColorAt(k / (len(ramp) - 1), QColor(*(int(v) for v in rgb)))
-    painter.fillRect(pixmap.rect(), gradient)
-    painter.end()
-    return QIcon(pixmap)
-
-
-def _style_legend_item(item: QListWidgetItem, hidden: bool) -> None:
-    font = item.font()
-    font.setStrikeOut(hidden)
-    item.setFont(font)
-    item.setForeground(QColor(150, 150, 150) if hidden else QColor(20, 20, 20))
