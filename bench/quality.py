@@ -1,6 +1,6 @@
 """Clustering quality end to end from image files: ACC / NMI / ARI against the class folders.
 
-Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist] [--methods hdbscan kmeans]
+Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist] [--methods kmeans hdbscan]
                                [--input-size N] [--layer NAME] [--out quality.md]
 DATA_ROOT comes from /work/shared/bench/make_datasets.py DATA_ROOT (DATA_ROOT/<dataset>/<class>/<n>.png).
 Each row is one full pipeline run (scan, features with the default model, reduce, map, cluster, analyse)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("root", type=Path)
     parser.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"])
-    parser.add_argument("--methods", nargs="+", default=["hdbscan"])
+    parser.add_argument("--methods", nargs="+", default=["kmeans", "hdbscan"])
     parser.add_argument(
         "--input-size", type=int, default=None, help="network input side (default: pipeline rule)"
     )

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--weights", metavar="FILE", help="local weights file for the model")
     add("--layer", help="network layer to take features from (CNN models)")
     add("--input-size", type=_positive_int, metavar="PX", help="network input side in pixels")
-    add("--cluster", default="hdbscan", choices=METHODS, metavar="METHOD", help=" | ".join(METHODS))
+    add("--cluster", default="kmeans", choices=METHODS, metavar="METHOD", help=" | ".join(METHODS))
     k_group = run.add_mutually_exclusive_group()
     k_group.add_argument("--k", type=_positive_int, metavar="N", help="fixed number of clusters")
     k_group.add_argument("--k-range", type=_k_range, metavar="A:B", help="search k in A..B (default 2:25)")
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--space", default="umap", choices=("umap", "reduced"), help="cluster in low-dim UMAP or PCA space")
     add("--min-cluster-size", type=_positive_int, metavar="N", help="HDBSCAN: smallest cluster (auto)")
     add("--eps", type=float, help="DBSCAN neighbourhood radius (auto)")
+    add("--keep-noise", action="store_true", help="HDBSCAN: leave uncertain images unassigned (cluster -1)")
     add("--linkage", default="ward", choices=LINKAGES, help="agglomerative linkage")
     add("--max-d", type=float, metavar="H", help="agglomerative: cut the tree at this height")
     add("--embedding", default="umap", choices=("umap", "tsne", "pca"), help="2-D map method")
@@ -282,6 +283,7 @@ def cmd_cluster(args, progress, cancelled) -> int:
         raise BadArguments(str(exc)) from None
     same_names = ("k", "criterion", "linkage", "max_d", "space", "min_cluster_size", "eps", "seed")
     params = ClusterParams(method=args.cluster, **{name: getattr(args, name) for name in same_names})
+    params.assign_noise = not args.keep_noise
     if args.k_range:
         params.k_range = args.k_range
     same_names = ("layer", "embedding", "seed", "device", "cache_dir", "batch_size", "workers", "input_size")

