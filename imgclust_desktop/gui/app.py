@@ -16,11 +16,21 @@ APPLICATION = "imgclust-desktop"
 MAX_RECENT = 8
 
 
+def resource_root() -> Path:
+    """Where resources/ and icons/ are: the source checkout, or sys._MEIPASS inside a PyInstaller bundle."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    return Path(bundle) if bundle else Path(__file__).resolve().parents[2]
+
+
 def demo_folder() -> Path:
     """The bundled demo images: resources/demo in a source checkout or inside a PyInstaller bundle."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    root = Path(bundle) if bundle else Path(__file__).resolve().parents[2]
-    return root / "resources" / "demo"
+    return resource_root() / "resources" / "demo"
+
+
+def icon_files() -> list[Path]:
+    """The application icon's PNG sizes (icons/png/imgclust-<size>.png), smallest first."""
+    files = (resource_root() / "icons" / "png").glob("imgclust-*.png")
+    return sorted(files, key=lambda p: (len(p.stem), p.stem))  # imgclust-16 before imgclust-128
 
 
 def is_session_folder(path: str | os.PathLike) -> bool:
@@ -53,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("path", nargs="?", help="an image folder to cluster, or a session folder to open")
     parser.add_argument("--version", action="version", version=f"imgclust-desktop {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="cluster the bundled demo images (or the given folder) in an offscreen window, print one summary line "
+        "and exit: 0 when everything works, 1 with the reason when not",
+    )
     return parser
 
 
@@ -63,8 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.path and not os.path.exists(args.path):
         print(f"imgclust-desktop: {args.path}: no such file or folder", file=sys.stderr)
         return 2
+    if args.self_test:
+        from imgclust_desktop.gui.selftest import run_self_test
+
+        return run_self_test(args.path)
 
     from PySide6.QtCore import QCoreApplication, QTimer
+    from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
     from imgclust_desktop.gui.main_window import MainWindow
@@ -73,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     QCoreApplication.setApplicationName(APPLICATION)
     QCoreApplication.setApplicationVersion(__version__)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    icon = QIcon()
+    for path in icon_files():
+        icon.addFile(str(path))
+    app.setWindowIcon(icon)
+    QGuiApplication.setDesktopFileName(APPLICATION)  # matches packaging/imgclust-desktop.desktop (Wayland)
     window = MainWindow()
     window.show()
     if args.path:
