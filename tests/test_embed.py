@@ -52,3 +52,30 @@ def test_umap_compiled_code_is_cached_on_disk_across_processes():
     umap = _import_umap()
     dispatchers = [v for v in vars(umap.layouts).values() if isinstance(v, Dispatcher)]
     assert dispatchers and all(d._cache.__class__.__name__ != "NullCache" for d in dispatchers)
+
+
+def test_cancel_stops_the_umap_layout_within_a_second():
+    import time
+
+    from imgclust_desktop.core.embed import umap_transform
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(3000, 20)).astype(np.float32)
+    umap_transform(data[:200], n_components=2, seed=0)  # compile (or load) numba's code first
+    start = time.perf_counter()
+    umap_transform(data, n_components=2, seed=0)
+    full = time.perf_counter() - start
+    asked = None
+
+    def cancelled() -> bool:
+        nonlocal asked
+        if time.perf_counter() - start > 0.2 * full:  # well into the layout
+            asked = asked or time.perf_counter()
+            return True
+        return False
+
+    start = time.perf_counter()
+    with pytest.raises(Cancelled):
+        umap_transform(data, n_components=2, seed=0, cancelled=cancelled)
+    stopped = time.perf_counter()
+    assert asked is not None and stopped - asked < 1.0

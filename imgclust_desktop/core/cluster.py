@@ -69,7 +69,9 @@ def cluster_space_dims(n: int) -> int:
     return 10
 
 
-def clustering_space(data: np.ndarray, params: ClusterParams) -> np.ndarray:
+def clustering_space(
+    data: np.ndarray, params: ClusterParams, cancelled: CancelFlag = never_cancelled
+) -> np.ndarray:
     """The space labels are computed in: the data itself or a low-dim UMAP of it."""
     from .embed import umap_transform
 
@@ -78,7 +80,9 @@ def clustering_space(data: np.ndarray, params: ClusterParams) -> np.ndarray:
     if params.space != "umap":
         raise ValueError(f"unknown clustering space {params.space!r}; choose 'reduced' or 'umap'")
     # min_dist=0 packs neighbours tightly: what density clustering wants, unlike a display map.
-    return umap_transform(data, n_components=cluster_space_dims(len(data)), seed=params.seed, min_dist=0.0)
+    return umap_transform(
+        data, n_components=cluster_space_dims(len(data)), seed=params.seed, min_dist=0.0, cancelled=cancelled
+    )
 
 
 def cut_linkage(linkage_matrix: np.ndarray, max_d: float) -> np.ndarray:
@@ -449,7 +453,7 @@ def cluster(
         return Clustering(labels, int(n > 0), None, _scores(data, labels, params.seed), None, params)
 
     step(0, "clustering space")
-    x = clustering_space(data, params)
+    x = clustering_space(data, params, cancelled)
     outlier_score, k_curve = None, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn/hdbscan deprecation chatter is not the person's problem

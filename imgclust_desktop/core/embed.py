@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
 
-from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+from .progress import (
+    CancelFlag,
+    Cancelled,
+    ProgressCallback,
+    RateMeter,
+    check_cancel,
+    never_cancelled,
+    no_progress,
+)
 
 METHODS = ("umap", "tsne", "pca")
 
@@ -29,7 +38,6 @@ def _import_umap():
         _UMAP_CACHED = True
         try:
             from numba.core.dispatcher import Dispatcher
-
             from umap import layouts, spectral, umap_, utils
 
             for module in (layouts, spectral, umap_, utils):
@@ -46,8 +54,33 @@ def umap_neighbours(n: int) -> int:
     return int(np.clip(round(np.sqrt(n) / 3), 15, 50))
 
 
-def umap_transform(data: np.ndarray, *, n_components: int, seed: int, min_dist: float = 0.1) -> np.ndarray:
-    """UMAP of data to n_components, with sizes that also work for tiny sets."""
+class _EpochWatch(io.TextIOBase):
+    """UMAP's epoch progress bar writes here (tqdm, ~10 times a second): the cancel flag is checked there.
+
+    UMAP has no callback, but its layout loop is a Python loop over epochs wrapped in tqdm with the
+    `tqdm_kwds` we pass; raising from the bar's file stops the layout between two epochs.
+    """
+
+    def __init__(self, cancelled: CancelFlag) -> None:
+        super().__init__()
+        self.cancelled, self.raised = cancelled, False
+
+    def write(self, text: str) -> int:
+        if not self.raised and self.cancelled():
+            self.raised = True  # once: tqdm writes again while closing
+            raise Cancelled()
+        return len(text)
+
+
+def umap_transform(
+    data: np.ndarray,
+    *,
+    n_components: int,
+    seed: int,
+    min_dist: float = 0.1,
+    cancelled: CancelFlag = never_cancelled,
+) -> np.ndarray:
+    """UMAP of data to n_components, with sizes that also work for tiny sets; cancellable between epochs."""
     umap = _import_umap()
 
     n = len(data)
@@ -61,7 +94,9 @@ def umap_transform(data: np.ndarray, *, n_components: int, seed: int, min_dist: 
         random_state=seed,  # fixed seed: reproducible, at the price of single-threaded layout
         init=init,
         n_jobs=1,
+        tqdm_kwds={"disable": False, "file": _EpochWatch(cancelled), "mininterval": 0.1, "miniters": 1},
     )
+    check_cancel(cancelled)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # UMAP warns about n_jobs with a seed and about tiny graphs
         return np.asarray(model.fit_transform(data), dtype=np.float32)
@@ -107,7 +142,7 @@ def embed(
         # Neighbour-graph methods need a handful of points; PCA gives a faithful map of a tiny set.
         coords = _pca(data, n_components, seed)
     elif method == "umap":
-        coords = umap_transform(data, n_components=n_components, seed=seed)
+        coords = umap_transform(data, n_components=n_components, seed=seed, cancelled=cancelled)
     else:
         coords = _tsne(data, n_components, seed)
     check_cancel(cancelled)
