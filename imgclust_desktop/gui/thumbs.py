@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 
 # Decoded QImages (RGB32, 128 px long edge -> <= 64 KiB each). 256 MiB ~ 4,000 thumbnails: the scatter's
 # 400 on screen plus many grid pages; the rest stays in the sqlite cache as JPEG and is decoded again.
@@ -203,3 +203,31 @@ class ThumbnailProvider(QObject):
         self._store.stop()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
+
+
+def follow_provider(current: Any, model: Any, slot: Any) -> Any:
+    """The model's current ThumbnailProvider, with `slot` moved onto its `ready` signal from `current`'s.
+
+    Panels keep the provider they listen to and call this whenever the session may have changed.
+    """
+    provider = getattr(model, "thumbnails", None)
+    if provider is current:
+        return current
+    if current is not None:
+        try:
+            current.ready.disconnect(slot)
+        except (RuntimeError, TypeError):  # already gone with its session
+            pass
+    if provider is not None:
+        provider.ready.connect(slot)
+    return provider
+
+
+def thumbnail_icon(provider: Any, row: int, px: int) -> QIcon:
+    """The row's thumbnail as an icon, or a grey square of px while it loads (the provider emits ready)."""
+    image = None if provider is None else provider.get(row)
+    if image is None:
+        pixmap = QPixmap(px, px)
+        pixmap.fill(QColor(228, 228, 228))
+        return QIcon(pixmap)
+    return QIcon(QPixmap.fromImage(image))

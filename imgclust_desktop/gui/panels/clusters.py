@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
+from imgclust_desktop.gui.thumbs import follow_provider
 
 THUMB_PX = 104
 CELL = QSize(THUMB_PX + 14, THUMB_PX + 30)
@@ -350,18 +351,8 @@ class ClusterGridPanel(QWidget):
 
     # -- thumbnails -------------------------------------------------------------------------------------
     def _sync_provider(self) -> None:
-        provider = getattr(self.model, "thumbnails", None)
-        if provider is self._provider:
-            return
-        if self._provider is not None:
-            try:
-                self._provider.ready.disconnect(self._thumbnail_ready)
-            except (RuntimeError, TypeError):
-                pass
-        self._provider = provider
-        self.images.provider = provider
-        if provider is not None:
-            provider.ready.connect(self._thumbnail_ready)
+        self._provider = follow_provider(self._provider, self.model, self._thumbnail_ready)
+        self.images.provider = self._provider
 
     def _thumbnail_ready(self, index: int) -> None:
         self.images.thumbnail_arrived(index)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QLabel, QVBoxL
 
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.map_tools import selection_mode
+from imgclust_desktop.gui.thumbs import follow_provider
 
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
 _THUMB_MAX_PX = 56
@@ -176,17 +177,7 @@ class DendrogramPanel(QWidget):
 
     # -- leaves -----------------------------------------------------------------------------------------
     def _sync_provider(self) -> None:
-        provider = getattr(self.model, "thumbnails", None)
-        if provider is self._provider:
-            return
-        if self._provider is not None:
-            try:
-                self._provider.ready.disconnect(self._thumbnail_ready)
-            except (RuntimeError, TypeError):
-                pass
-        self._provider = provider
-        if provider is not None:
-            provider.ready.connect(self._thumbnail_ready)
+        self._provider = follow_provider(self._provider, self.model, self._thumbnail_ready)
 
     def _medoids(self) -> dict[int, int]:
         session = self.model.session

@@ -36,6 +36,7 @@ from imgclust_desktop.gui.panels.map_tools import (
     swatch,
 )
 from imgclust_desktop.gui.panels.point_cloud import PointCloudItem, points_in_polygon
+from imgclust_desktop.gui.thumbs import follow_provider
 
 COLOR_MODES = {"cluster": "Cluster", "outlier": "Outlier score", "folder": "Folder"}
 _OUTLIER_LEVELS = 32
@@ -195,17 +196,7 @@ class ScatterPanel(QWidget):
         self._update_status()
 
     def _sync_provider(self) -> None:
-        provider = getattr(self.model, "thumbnails", None)
-        if provider is self._provider:
-            return
-        if self._provider is not None:
-            try:
-                self._provider.ready.disconnect(self._thumbnail_ready)
-            except (RuntimeError, TypeError):
-                pass
-        self._provider = provider
-        if provider is not None:
-            provider.ready.connect(self._thumbnail_ready)
+        self._provider = follow_provider(self._provider, self.model, self._thumbnail_ready)
 
     def _thumbnail(self, index: int) -> Any:
         self._sync_provider()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imgclust_desktop.gui.thumbs import follow_provider, thumbnail_icon
 from imgclust_desktop.gui.worker import PipelineWorker
 
 ICON_PX = 96
@@ -313,25 +314,10 @@ class SearchPanel(QWidget):
         self.strip.blockSignals(False)
 
     def _icon(self, row: int) -> QIcon:
-        image = None if self._provider is None else self._provider.get(row)
-        if image is None:
-            pixmap = QPixmap(ICON_PX, ICON_PX)
-            pixmap.fill(QColor(228, 228, 228))
-            return QIcon(pixmap)
-        return QIcon(QPixmap.fromImage(image))
+        return thumbnail_icon(self._provider, row, ICON_PX)
 
     def _sync_provider(self) -> None:
-        provider = getattr(self.model, "thumbnails", None)
-        if provider is self._provider:
-            return
-        if self._provider is not None:
-            try:
-                self._provider.ready.disconnect(self._thumbnail_ready)
-            except (RuntimeError, TypeError):
-                pass
-        self._provider = provider
-        if provider is not None:
-            provider.ready.connect(self._thumbnail_ready)
+        self._provider = follow_provider(self._provider, self.model, self._thumbnail_ready)
 
     def _thumbnail_ready(self, row: int) -> None:
         item = self._items.get(row)
