@@ -29,7 +29,7 @@ from measure import count_images, run_measured, tail
 
 BENCH = Path(__file__).resolve().parent
 MAKE_DATASETS = Path("/work/shared/bench/make_datasets.py")
-STAGES = ("scan", "model", "features", "reduce", "embed", "cluster", "analyse", "save")
+STAGES = ("scan", "model", "features", "reduce", "neighbours", "embed", "cluster", "analyse", "save")
 
 
 def source_folder(data: Path) -> Path:

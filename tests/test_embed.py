@@ -79,3 +79,48 @@ def test_cancel_stops_the_umap_layout_within_a_second():
         umap_transform(data, n_components=2, seed=0, cancelled=cancelled)
     stopped = time.perf_counter()
     assert asked is not None and stopped - asked < 1.0
+
+
+def test_nearest_neighbours_are_exact_with_each_row_first_at_distance_zero(monkeypatch):
+    from imgclust_desktop.core import embed as embed_mod
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(500, 30)).astype(np.float32) * 40  # large norms: the expanded-square error shows
+    data[7] = data[3]  # an exact duplicate pair
+    monkeypatch.setattr(embed_mod, "KNN_CHUNK", 64)  # several chunks
+    knn = embed_mod.nearest_neighbours(data, 12)
+    full = np.linalg.norm(data[:, None, :].astype(np.float64) - data[None, :, :], axis=2)
+    expected = np.sort(full, axis=1)[:, :12]
+    assert knn.indices.shape == knn.distances.shape == (500, 12)
+    np.testing.assert_allclose(knn.distances, expected, rtol=1e-4, atol=1e-3)
+    rows = np.arange(500)
+    assert np.all(knn.distances[:, 0] == 0.0)
+    mine = knn.indices[:, 0] == rows
+    assert mine.sum() >= 499  # 3 and 7 may list each other first (both at distance 0)
+    assert {int(knn.indices[3, 0]), int(knn.indices[3, 1])} == {3, 7}
+    np.testing.assert_allclose(full[rows[:, None], knn.indices], knn.distances, rtol=1e-4, atol=1e-3)
+
+
+def test_neighbour_search_answers_cancel_between_chunks(monkeypatch):
+    from imgclust_desktop.core import embed as embed_mod
+
+    monkeypatch.setattr(embed_mod, "KNN_CHUNK", 50)
+    data = np.random.default_rng(0).normal(size=(400, 10)).astype(np.float32)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3  # cancel after three chunks
+
+    with pytest.raises(Cancelled):
+        embed_mod.nearest_neighbours(data, 15, cancelled=cancelled)
+    assert len(asked) == 4
+
+
+def test_a_shared_neighbour_search_gives_the_same_map_as_a_fresh_one(blobs):
+    # The pipeline searches once and hands the result to both UMAP runs: same input, same map.
+    from imgclust_desktop.core.embed import nearest_neighbours, umap_knn_size
+
+    x, _ = blobs
+    knn = nearest_neighbours(x, umap_knn_size(len(x)))
+    np.testing.assert_array_equal(embed(x, seed=2, knn=knn), embed(x, seed=2))

@@ -6,10 +6,14 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+
+if TYPE_CHECKING:
+    from .embed import Neighbours
 
 METHODS = ("hdbscan", "kmeans", "kmedoids", "agglomerative", "dbscan", "optics", "gmm")
 K_METHODS = ("kmeans", "kmedoids", "agglomerative", "gmm")  # methods that take a number of clusters
@@ -70,9 +74,12 @@ def cluster_space_dims(n: int) -> int:
 
 
 def clustering_space(
-    data: np.ndarray, params: ClusterParams, cancelled: CancelFlag = never_cancelled
+    data: np.ndarray,
+    params: ClusterParams,
+    cancelled: CancelFlag = never_cancelled,
+    knn: Neighbours | None = None,
 ) -> np.ndarray:
-    """The space labels are computed in: the data itself or a low-dim UMAP of it."""
+    """The space labels are computed in: the data itself or a low-dim UMAP of it (knn: see embed.embed)."""
     from .embed import umap_transform
 
     if params.space == "reduced" or len(data) < 30 or data.shape[1] <= cluster_space_dims(len(data)):
@@ -81,7 +88,12 @@ def clustering_space(
         raise ValueError(f"unknown clustering space {params.space!r}; choose 'reduced' or 'umap'")
     # min_dist=0 packs neighbours tightly: what density clustering wants, unlike a display map.
     return umap_transform(
-        data, n_components=cluster_space_dims(len(data)), seed=params.seed, min_dist=0.0, cancelled=cancelled
+        data,
+        n_components=cluster_space_dims(len(data)),
+        seed=params.seed,
+        min_dist=0.0,
+        cancelled=cancelled,
+        knn=knn,
     )
 
 
@@ -427,8 +439,12 @@ def cluster(
     *,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
+    knn: Neighbours | None = None,
 ) -> Clustering:
-    """Cluster rows of data with params; labels -1 are noise (density methods only)."""
+    """Cluster rows of data with params; labels -1 are noise (density methods only).
+
+    knn: embed.nearest_neighbours of data for the UMAP clustering space, when the caller has them.
+    """
     if params.method not in METHODS:
         raise ValueError(f"unknown clustering method {params.method!r}; choose one of {', '.join(METHODS)}")
     if params.criterion not in CRITERIA:
@@ -453,7 +469,7 @@ def cluster(
         return Clustering(labels, int(n > 0), None, _scores(data, labels, params.seed), None, params)
 
     step(0, "clustering space")
-    x = clustering_space(data, params, cancelled)
+    x = clustering_space(data, params, cancelled, knn)
     outlier_score, k_curve = None, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn/hdbscan deprecation chatter is not the person's problem

@@ -248,7 +248,7 @@ def _cluster_stages(
     """reduce -> (embed) -> cluster -> analyse, filling the session in place; embed_method None keeps the map."""
     from .analyse import analyse
     from .cluster import cluster
-    from .embed import embed
+    from .embed import embed, nearest_neighbours, umap_knn_size
     from .reduce import reduce
 
     timings = session.timings
@@ -262,10 +262,24 @@ def _cluster_stages(
     session.params["variance_kept"] = float(reduced.variance_kept)
     check_cancel(cancelled)
 
+    knn = None
+    if embed_method == "umap" or params.space == "umap":
+        # One exact neighbour search for both UMAP runs (the map and the clustering space).
+        clock = time.perf_counter()
+        knn = nearest_neighbours(
+            reduced.data, umap_knn_size(len(reduced.data)), on_progress=on_progress, cancelled=cancelled
+        )
+        timings["neighbours"] = time.perf_counter() - clock
+
     if embed_method is not None:
         clock = time.perf_counter()
         coords = embed(
-            reduced.data, method=embed_method, seed=seed, on_progress=on_progress, cancelled=cancelled
+            reduced.data,
+            method=embed_method,
+            seed=seed,
+            on_progress=on_progress,
+            cancelled=cancelled,
+            knn=knn,
         )
         session.coords = np.asarray(coords, np.float32)
         timings["embed"] = time.perf_counter() - clock
@@ -273,7 +287,7 @@ def _cluster_stages(
     check_cancel(cancelled)
 
     clock = time.perf_counter()
-    clustering = cluster(reduced.data, params, on_progress=on_progress, cancelled=cancelled)
+    clustering = cluster(reduced.data, params, on_progress=on_progress, cancelled=cancelled, knn=knn)
     timings["cluster"] = time.perf_counter() - clock
     on_event("clustered", clustering)
     check_cancel(cancelled)

@@ -40,8 +40,9 @@ def never_cancelled() -> bool:
 class RateMeter:
     """Turns (done, total) counts into Progress with rate and time left for one stage."""
 
-    def __init__(self, stage: str, total: int, on_progress: ProgressCallback = no_progress,
-                 min_interval: float = 0.1) -> None:
+    def __init__(
+        self, stage: str, total: int, on_progress: ProgressCallback = no_progress, min_interval: float = 0.1
+    ) -> None:
         self.stage, self.total, self.on_progress = stage, total, on_progress
         self.min_interval = min_interval
         self._start = time.perf_counter()
