@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     paths = generate(Path(args.data), args.count, (640, 480), "JPEG")
-    files = scan([Path(args.data)]).files
+    files = scan([str(p) for p in paths]).files  # exactly the images the model-alone runs see
     extractor = registry.create(registry.DEFAULT_MODEL, device=args.device)
     batch_size = args.batch_size or default_batch_size(extractor)
     print(f"model {extractor.id} on {extractor.device}, {len(files)} JPEGs 640x480, batch {batch_size}")

@@ -90,8 +90,10 @@ def recommended_batch_size(extractor: Any) -> int:
     scale = max(1.0, (224 * 224) / float(side * side))
     device = getattr(extractor, "device", "cpu")
     if device == "cpu" or not hasattr(extractor, "parameter_count"):
-        # On CPU larger batches stop helping past ~32 images; classical extractors are per-image anyway.
-        base = 32
+        # On CPU big batches are slower per image: their activations fall out of the caches. Measured with
+        # EfficientNet-Lite0 at 224 px on 2 EPYC cores: 74-104 images/s at batch 4-16, 45-55 at batch 32.
+        # Classical extractors are per-image anyway.
+        base = 8
     else:
         base = _accelerator_batch(device, extractor.parameter_count())
     ceiling = int(getattr(extractor, "max_batch_size", 0) or 0)  # lowered after an OOM
