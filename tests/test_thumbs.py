@@ -73,3 +73,36 @@ def test_a_dropped_provider_stops_its_loader_thread(qtbot, cache):
     qtbot.waitUntil(
         lambda: {t for t in threading.enumerate() if t.name == "thumbnail-loader"} <= before, timeout=3000
     )
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_decode_thumbnail_gives_rgb32_with_the_pixels_of_the_jpeg_or_png(qapp, mode):
+    import io
+
+    from PIL import Image
+    from PySide6.QtGui import QColor, QImage
+
+    from imgclust_desktop.gui.thumbs import decode_thumbnail
+
+    picture = Image.new("RGB", (40, 24), (200, 30, 60))
+    picture.paste((20, 180, 40), (20, 0, 40, 24))  # right half green
+    picture = picture.convert(mode)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG" if mode in ("RGBA", "P") else "JPEG", quality=95)
+    image = decode_thumbnail(buffer.getvalue())
+    assert (image.width(), image.height()) == (40, 24)
+    assert image.format() == QImage.Format.Format_RGB32
+    left, right = QColor(image.pixel(5, 12)), QColor(image.pixel(35, 12))
+    expected_left, expected_right = (
+        picture.convert("RGB").getpixel((5, 12)),
+        picture.convert("RGB").getpixel((35, 12)),
+    )
+    assert abs(left.red() - expected_left[0]) <= 6 and abs(left.green() - expected_left[1]) <= 6
+    assert abs(right.red() - expected_right[0]) <= 6 and abs(right.green() - expected_right[1]) <= 6
+
+
+def test_decode_thumbnail_of_damaged_bytes_is_a_null_image(qapp):
+    from imgclust_desktop.gui.thumbs import decode_thumbnail
+
+    assert decode_thumbnail(b"").isNull()
+    assert decode_thumbnail(b"\xff\xd8\xff\xe0 not really a jpeg").isNull()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import weakref
 from collections import OrderedDict, deque
 from typing import Any
 
+from PIL import Image
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 
@@ -18,6 +20,24 @@ DEFAULT_IMAGE_BUDGET = 256 * 1024 * 1024
 DEFAULT_JPEG_BUDGET = 256 * 1024 * 1024
 _BATCH = 48  # keys per cache.get_many: one sqlite round trip amortised over a screenful
 _MAX_PENDING = 4096  # older requests are dropped: the view has moved on
+
+
+def decode_thumbnail(data: bytes) -> QImage:
+    """JPEG/PNG bytes -> an RGB32 QImage (the fast format to paint); a null QImage when they do not decode.
+
+    Safe to call from a worker thread: Pillow decodes with the GIL released and the QImage is built from
+    raw pixels. Not QImage.fromData: its format probing runs Qt's SVG reader, which locks QObject's global
+    signal-slot mutexes while this thread holds the GIL; the GUI thread destroying a widget holds such a
+    mutex and waits for the GIL, and both hang (seen as a once-in-a-few-runs hang of the test suite).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = opened.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return QImage()
+    raw = rgb.tobytes()
+    wrapped = QImage(raw, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
+    return wrapped.convertToFormat(QImage.Format.Format_RGB32)  # a copy that owns its pixels
 
 
 class _Store:
@@ -95,9 +115,7 @@ class _Store:
         loaded = []
         for i in batch:
             data = found.get(i)
-            image = QImage.fromData(data) if data is not None else QImage()
-            if not image.isNull() and image.format() != QImage.Format.Format_RGB32:
-                image = image.convertToFormat(QImage.Format.Format_RGB32)  # the fast format to paint
+            image = decode_thumbnail(data) if data is not None else QImage()
             with self.lock:
                 self.queued.discard(i)
                 if image.isNull():

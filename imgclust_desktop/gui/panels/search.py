@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imgclust_desktop.gui.thumbs import follow_provider, thumbnail_icon
+from imgclust_desktop.gui.thumbs import decode_thumbnail, follow_provider, thumbnail_icon
 from imgclust_desktop.gui.worker import PipelineWorker
 
 ICON_PX = 96
@@ -240,7 +240,7 @@ class SearchPanel(QWidget):
     def _embedded(self, result: tuple[np.ndarray, bytes | None], label: str) -> None:
         vector, jpeg = result
         if jpeg:
-            image = QImage.fromData(jpeg)
+            image = decode_thumbnail(jpeg)
             self.query_picture.setPixmap(
                 QPixmap.fromImage(image).scaled(
                     ICON_PX, ICON_PX, Qt.AspectRatioMode.KeepAspectRatio,
