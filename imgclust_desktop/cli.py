@@ -21,8 +21,8 @@ from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy o
 EPILOG = """\
 examples:
   imgclust cluster ~/photos --out ~/photos-session
-      cluster every image under ~/photos (default model, HDBSCAN, UMAP map); writes session.json,
-      clusters.csv, features.npy, montages/ and report.html into ~/photos-session
+      cluster every image under ~/photos (default model, k-means with automatic k, UMAP map);
+      writes session.json, clusters.csv, features.npy, montages/ and report.html into ~/photos-session
   imgclust cluster scans/ --out s --cluster kmeans --k-range 2:12 --criterion silhouette --seed 1
   imgclust cluster a/ b/ --out s --model pixels --cluster agglomerative --k 5 --embedding pca
   imgclust similar query.jpg --session s -k 12

@@ -56,6 +56,48 @@ def test_planted_near_duplicate_pair_is_grouped_and_nothing_else(blobs):
     assert result.duplicate_group[0] == result.duplicate_group[-1] >= 0
 
 
+@pytest.mark.parametrize("dims", [8, 200])
+def test_duplicate_groups_equal_the_connected_components_of_all_pairs_over_the_threshold(dims, monkeypatch):
+    # Near-copies whose cosine straddles the threshold, spread over the whole sweep axis, with (200) and
+    # without (8) the projection, in blocks of 16 rows so that many pairs cross a block's window: the
+    # windowed sweep must find exactly what comparing every pair finds.
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from imgclust_desktop.core import analyse as analyse_module
+
+    monkeypatch.setattr(analyse_module, "BLOCK_ROWS", 16)
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(1500, dims)).astype(np.float32)
+    for source in rng.choice(1500, 150, replace=False):
+        copy = rng.integers(1500)
+        features[copy] = features[source] + rng.normal(scale=rng.uniform(0.1, 0.35), size=dims)
+    groups = duplicate_groups(features, threshold=0.97)
+
+    x = features - features.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    over = x @ x.T >= 0.97
+    np.fill_diagonal(over, False)
+    _, component = connected_components(csr_matrix(over), directed=False)
+    in_pair = over.any(axis=1)
+    assert 50 < in_pair.sum() < 250  # some copies are over the threshold, some under
+    assert np.array_equal(groups >= 0, in_pair)
+    for g in np.unique(groups[groups >= 0]):
+        assert len(np.unique(component[groups == g])) == 1  # no group joins two components ...
+    assert len(np.unique(groups[groups >= 0])) == len(np.unique(component[in_pair]))  # ... nor splits one
+
+
+def test_outlier_score_from_given_neighbour_distances_equals_its_own_search(blobs):
+    from imgclust_desktop.core.embed import nearest_neighbours
+
+    x, y = blobs
+    knn = nearest_neighbours(x, 15)
+    own = analyse(x, y).outlier_score
+    reused = analyse(x, y, knn_distances=knn.distances).outlier_score
+    np.testing.assert_array_equal(reused, own)
+
+
 def test_cluster_linkage_follows_sorted_cluster_ids(blobs):
     x, y = blobs
     labels = np.where(y == 0, 7, y)  # ids 1, 2, 7

@@ -43,15 +43,28 @@ def medoid(points: np.ndarray, max_candidates: int = 1000) -> int:
     return int(candidates[np.argmin(cost)])
 
 
-def knn_outlier_score(data: np.ndarray, k: int = KNN_OUTLIER) -> np.ndarray:
-    """Mean distance to the k nearest neighbours, as a rank in [0, 1] (1 = the most isolated image)."""
-    from sklearn.neighbors import NearestNeighbors
+def knn_outlier_score(
+    data: np.ndarray, k: int = KNN_OUTLIER, *, knn_distances: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean distance to the k nearest neighbours, as a rank in [0, 1] (1 = the most isolated image).
 
+    knn_distances: the sorted neighbour distances of every row of data (itself first), e.g. from the
+    pipeline's neighbour stage; when it has more than k columns no second search is run.
+    """
     n = len(data)
     if n < 3:
         return np.zeros(n, np.float32)
     k = min(k, n - 1)
-    dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(data).kneighbors(data)
+    if (
+        knn_distances is not None
+        and knn_distances.shape == (n, knn_distances.shape[1])
+        and knn_distances.shape[1] > k
+    ):
+        dist = knn_distances[:, : k + 1]
+    else:
+        from sklearn.neighbors import NearestNeighbors
+
+        dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(data).kneighbors(data)
     mean_dist = dist[:, 1:].mean(axis=1)
     ranks = np.argsort(np.argsort(mean_dist, kind="stable"), kind="stable")
     return (ranks / (n - 1)).astype(np.float32)
@@ -92,17 +105,26 @@ def duplicate_groups(vectors: np.ndarray, threshold: float = 0.97) -> np.ndarray
     if x.shape[1] > PROJECTION_DIMS and n > PROJECTION_DIMS:
         _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))
         z = np.ascontiguousarray(x @ vecs[:, -PROJECTION_DIMS:].astype(np.float32))
+    # Sweep along the coordinate of most variance: two rows farther apart on it than the radius are farther
+    # apart in full, so each block of sorted rows is compared only with the rows inside that window
+    # (on Fashion-MNIST 70k: 35 % of the pairs of the upper triangle).
+    axis = int(np.argmax(z.var(axis=0)))
+    order = np.argsort(z[:, axis], kind="stable")
+    z = z[order]
+    key = z[:, axis]
     zsq = (z**2).sum(axis=1)
+    radius = float(np.sqrt(radius2))
     uf = _UnionFind(n)
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
+        end = max(stop, int(np.searchsorted(key, key[stop - 1] + radius, side="right")))
         # Only pairs (i, j) with j > i: the lower triangle would repeat the same pairs.
-        d2 = zsq[start:stop, None] + zsq[None, start:] - 2 * z[start:stop] @ z[start:].T
+        d2 = zsq[start:stop, None] + zsq[None, start:end] - 2 * z[start:stop] @ z[start:end].T
         rows, cols = np.nonzero(d2 <= radius2)
         cols = cols + start
         rows = rows + start
         keep = cols > rows
-        rows, cols = rows[keep], cols[keep]
+        rows, cols = order[rows[keep]], order[cols[keep]]
         if len(rows):
             sims = np.einsum("ij,ij->i", x[rows], x[cols])
             for a, b in zip(rows[sims >= threshold].tolist(), cols[sims >= threshold].tolist(), strict=True):
@@ -172,8 +194,13 @@ def analyse(
     outlier_score: np.ndarray | None = None,
     duplicate_threshold: float = 0.97,
     features: np.ndarray | None = None,
+    knn_distances: np.ndarray | None = None,
 ) -> Analysis:
-    """Medoids, typicality, outlier scores, duplicate groups (on features if given) and centroid linkage."""
+    """Medoids, typicality, outlier scores, duplicate groups (on features if given) and centroid linkage.
+
+    knn_distances: sorted neighbour distances of the rows of data (itself first), reused for the kNN
+    outlier score instead of a second neighbour search.
+    """
     from scipy.cluster.hierarchy import linkage
 
     data, labels = np.asarray(data, dtype=np.float32), np.asarray(labels, dtype=np.int64)
@@ -194,7 +221,7 @@ def analyse(
     if outlier_score is not None and len(outlier_score) == n:
         score = np.clip(np.nan_to_num(np.asarray(outlier_score, np.float32), nan=0.0), 0.0, 1.0)
     else:
-        score = knn_outlier_score(data)
+        score = knn_outlier_score(data, knn_distances=knn_distances)
     dup_source = features if features is not None and len(features) == n else data
     groups = duplicate_groups(dup_source, duplicate_threshold)
     tree = None

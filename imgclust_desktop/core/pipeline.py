@@ -295,7 +295,11 @@ def _cluster_stages(
     clock = time.perf_counter()
     on_progress(Progress("analyse", 0, 1))
     analysis = analyse(
-        reduced.data, clustering.labels, outlier_score=clustering.outlier_score, features=session.features
+        reduced.data,
+        clustering.labels,
+        outlier_score=clustering.outlier_score,
+        features=session.features,
+        knn_distances=knn.distances if knn is not None else None,
     )
     on_progress(Progress("analyse", 1, 1))
     timings["analyse"] = time.perf_counter() - clock
