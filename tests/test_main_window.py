@@ -242,3 +242,20 @@ def test_model_download_dialog_accepts_a_local_weights_file(qtbot, window, tmp_p
     with qtbot.waitSignal(dialog.accepted, timeout=1000):
         dialog.local_button.click()
     assert dialog.weights_path == str(weights)
+
+
+def test_a_long_stage_message_wraps_and_keeps_the_right_docks_inside_the_window(window, qtbot):
+    from imgclust_desktop.core.progress import Progress
+
+    window.resize(1280, 820)
+    panel = window.progress_panel
+    panel.start("Clustering 70,000 images")
+    message = "15 nearest neighbours of 70,000 images in the 50-d PCA space, chunk 12 of 35, exact search"
+    panel.update_progress(Progress("neighbours", 12, 35, message=message))
+    qtbot.wait(50)
+    assert message in panel.stage.text()  # all of it is shown, on several lines
+    assert panel.minimumSizeHint().width() < 300
+    for name in ("settings", "progress"):
+        dock = window.docks[name]
+        assert dock.geometry().right() <= window.centralWidget().parentWidget().width()
+    assert window.docks["progress"].width() == window.docks["settings"].width()

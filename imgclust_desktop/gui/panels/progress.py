@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -69,6 +70,11 @@ class ProgressPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.log = QListWidget()
         self.log.setAlternatingRowColors(True)
+        # Stage messages can be long ("features — EfficientNet-Lite0 at 64 px, batch 8 on cpu ..."): they wrap
+        # instead of widening the dock past the window's edge.
+        for label in (self.title, self.stage):
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         grid = QGridLayout()
         for row, (name, value) in enumerate(
