@@ -73,6 +73,17 @@ def cluster_space_dims(n: int) -> int:
     return 10
 
 
+def cluster_space_epochs(n: int) -> int | None:
+    """UMAP layout epochs of the clustering space: UMAP's own choice up to 10,000 rows, 100 above.
+
+    Above 10,000 rows UMAP runs 200 epochs, single-threaded because of the fixed seed: 37 s of a 49 s
+    clustering stage at 70k. Measured on Fashion-MNIST 70k (seeds 0, 1, 2): 100 epochs took 29 s instead
+    of 48 s with NMI 0.675 / 0.644 / 0.674 against 0.660 / 0.658 / 0.650 (ACC 0.647 / 0.533 / 0.646
+    against 0.589 / 0.592 / 0.569): k-means needs the neighbourhoods, not a polished layout.
+    """
+    return 100 if n > 10_000 else None
+
+
 def clustering_space(
     data: np.ndarray,
     params: ClusterParams,
@@ -94,6 +105,7 @@ def clustering_space(
         min_dist=0.0,
         cancelled=cancelled,
         knn=knn,
+        n_epochs=cluster_space_epochs(len(data)),
     )
 
 

@@ -135,10 +135,12 @@ def umap_transform(
     min_dist: float = 0.1,
     cancelled: CancelFlag = never_cancelled,
     knn: Neighbours | None = None,
+    n_epochs: int | None = None,
 ) -> np.ndarray:
     """UMAP of data to n_components, with sizes that also work for tiny sets; cancellable between epochs.
 
     knn: nearest_neighbours(data, umap_knn_size(len(data))), computed here when not given.
+    n_epochs: layout epochs; None is UMAP's own choice (500 up to 10,000 rows, 200 above).
     """
     umap = _import_umap()
 
@@ -155,6 +157,7 @@ def umap_transform(
         random_state=seed,  # fixed seed: reproducible, at the price of single-threaded layout
         init=init,
         n_jobs=1,
+        n_epochs=n_epochs,
         precomputed_knn=(knn.indices, knn.distances, None),
         tqdm_kwds={"disable": False, "file": _EpochWatch(cancelled), "mininterval": 0.1, "miniters": 1},
     )
