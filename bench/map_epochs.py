@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgclust_desktop.core.embed import nearest_neighbours, umap_knn_size, umap_transform  # noqa: E402
 from imgclust_desktop.core.evaluate import truth_from_paths  # noqa: E402
-from imgclust_desktop.core.palette import PALETTE_HEX  # noqa: E402
 from imgclust_desktop.core.reduce import reduce  # noqa: E402
+from imgclust_desktop.gui.colors import labels_rgb  # noqa: E402
 
 NEIGHBOURS = 10
 
@@ -43,9 +43,7 @@ def draw(xy: np.ndarray, classes: np.ndarray, path: Path, side: int = 900) -> No
     image = np.full((side, side, 3), 255, np.uint8)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     px = np.round((xy - lo) / np.maximum(hi - lo, 1e-9) * (side - 21) + 10).astype(int)
-    hexes = [PALETTE_HEX[c % len(PALETTE_HEX)] for c in range(int(classes.max()) + 1)]
-    colours = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in hexes], np.uint8)
-    image[px[:, 1], px[:, 0]] = colours[classes]
+    image[px[:, 1], px[:, 0]] = labels_rgb(classes)
     Image.fromarray(image).save(path)
 
 

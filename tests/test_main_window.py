@@ -257,5 +257,5 @@ def test_a_long_stage_message_wraps_and_keeps_the_right_docks_inside_the_window(
     assert panel.minimumSizeHint().width() < 300
     for name in ("settings", "progress"):
         dock = window.docks[name]
-        assert dock.geometry().right() <= window.centralWidget().parentWidget().width()
+        assert dock.geometry().right() <= window.width()
     assert window.docks["progress"].width() == window.docks["settings"].width()

@@ -55,11 +55,7 @@ def knn_outlier_score(
     if n < 3:
         return np.zeros(n, np.float32)
     k = min(k, n - 1)
-    if (
-        knn_distances is not None
-        and knn_distances.shape == (n, knn_distances.shape[1])
-        and knn_distances.shape[1] > k
-    ):
+    if knn_distances is not None and len(knn_distances) == n and knn_distances.shape[1] > k:
         dist = knn_distances[:, : k + 1]
     else:
         from sklearn.neighbors import NearestNeighbors

@@ -43,7 +43,10 @@ class FeatureResult:
 
 
 def default_batch_size(extractor: Any) -> int:
-    """8 at 224 px on CPU (more for smaller inputs), larger on a GPU with free memory (see models.device.recommended_batch_size)."""
+    """8 at 224 px on CPU (more for smaller inputs), larger on a GPU with free memory.
+
+    See models.device.recommended_batch_size.
+    """
     try:
         from .models.device import recommended_batch_size
     except ImportError:
