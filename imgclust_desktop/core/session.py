@@ -1,7 +1,7 @@
 """The Session: every result of a run plus the person's edits, and its one on-disk format (a folder).
 
 SESSION/session.json   format version, inputs, parameters, model id, timings, scores, clusters, edits,
-                       skipped files, excluded rows, cluster linkage
+                       skipped files, excluded and missing rows, cluster linkage
 SESSION/clusters.csv   path,cluster,x,y,outlier_score,is_medoid,duplicate_group (rows = array order)
 SESSION/features.npy   float32 [n, dim], saved and loaded without pickle
 SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
@@ -55,6 +55,7 @@ class Session:
     outlier_score: np.ndarray | None = None
     duplicate_group: np.ndarray | None = None
     excluded: np.ndarray | None = None
+    missing: np.ndarray | None = None  # bool [n]: the file is not on disk now (kept, drawn as a placeholder)
     clusters: dict[int, ClusterInfo] = field(default_factory=dict)
     model_id: str = ""
     inputs: list[str] = field(default_factory=list)
@@ -82,6 +83,9 @@ class Session:
         if self.excluded is None:
             self.excluded = np.zeros(n, bool)
         self.excluded = np.asarray(self.excluded, dtype=bool)
+        if self.missing is None:
+            self.missing = np.zeros(n, bool)
+        self.missing = np.asarray(self.missing, dtype=bool)
         for cid in np.unique(self.labels[self.labels >= 0]).tolist():
             self.clusters.setdefault(int(cid), ClusterInfo(int(cid), f"Cluster {cid}"))
 
@@ -381,6 +385,7 @@ def _to_json(session: Session) -> dict:
             "clusters": clusters,
             "noise": int(np.sum(session.labels == NOISE)),
             "excluded_rows": np.flatnonzero(session.excluded).tolist(),
+            "missing_rows": np.flatnonzero(session.missing).tolist(),
             "linkage": None if session.linkage is None else np.asarray(session.linkage, float).tolist(),
             "linkage_cluster_ids": list(session.linkage_cluster_ids),
             "skipped": [{"path": s.path, "reason": s.reason} for s in session.skipped],
@@ -476,6 +481,8 @@ def load(folder: Path) -> Session:
         duplicates = np.array([int(r[6]) for r in rows], np.int64)
         excluded = np.zeros(n, bool)
         excluded[np.asarray(meta.get("excluded_rows", []), np.int64)] = True
+        missing = np.zeros(n, bool)
+        missing[np.asarray(meta.get("missing_rows", []), np.int64)] = True
         clusters = {
             int(c["id"]): ClusterInfo(
                 int(c["id"]),
@@ -498,6 +505,7 @@ def load(folder: Path) -> Session:
             outlier_score=outlier,
             duplicate_group=duplicates,
             excluded=excluded,
+            missing=missing,
             clusters=clusters,
             model_id=str(meta.get("model_id", "")),
             inputs=[str(p) for p in meta.get("inputs", [])],
