@@ -15,14 +15,16 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__, cli_modes
+from imgclust_desktop import __version__, cli_modes, cli_recut
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
 EPILOG = """\
 examples:
   imgclust cluster ~/photos --out ~/photos-session
-      cluster every image under ~/photos (default model, k-means with automatic k, UMAP map);
+      cluster every image under ~/photos (default model, a cluster tree cut at an automatic level, UMAP map);
       writes session.json, clusters.csv, features.npy, montages/ and report.html into ~/photos-session
+  imgclust cluster scans/ --out s --level 40
+      start at the cluster-tree level nearest 40 groups; `imgclust recut s --finer` goes one level down
   imgclust cluster scans/ --out s --cluster kmeans --k-range 2:12 --criterion silhouette --seed 1
   imgclust cluster a/ b/ --out s --model pixels --cluster agglomerative --k 5 --embedding pca
   imgclust similar query.jpg --session s -k 12
@@ -78,9 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--weights", metavar="FILE", help="local weights file for the model")
     add("--layer", help="network layer to take features from (CNN models)")
     add("--input-size", type=_positive_int, metavar="PX", help="network input side in pixels")
-    add("--cluster", default="kmeans", choices=METHODS, metavar="METHOD", help=" | ".join(METHODS))
+    add("--cluster", default="tree", choices=METHODS, metavar="METHOD", help=" | ".join(METHODS))
     k_group = run.add_mutually_exclusive_group()
     k_group.add_argument("--k", type=_positive_int, metavar="N", help="fixed number of clusters")
+    k_group.add_argument(
+        "--level", type=_positive_int, metavar="N", help="tree: start at the level nearest N groups (auto)"
+    )
     k_group.add_argument("--k-range", type=_k_range, metavar="A:B", help="search k in A..B (default 2:25)")
     add("--criterion", default="silhouette", choices=CRITERIA, help="how k is chosen")
     add("--space", default="umap", choices=("umap", "reduced"), help="cluster in low-dim UMAP or PCA space")
@@ -136,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the feature extractors", **kw)
     models.add_argument("--json", action="store_true", help="machine-readable output")
     cli_modes.register(commands, **kw)
+    cli_recut.register(commands, **kw)
     return parser
 
 
@@ -283,6 +289,10 @@ def cmd_cluster(args, progress, cancelled) -> int:
         raise BadArguments(str(exc)) from None
     same_names = ("k", "criterion", "linkage", "max_d", "space", "min_cluster_size", "eps", "seed")
     params = ClusterParams(method=args.cluster, **{name: getattr(args, name) for name in same_names})
+    if args.level is not None:
+        if args.cluster != "tree":
+            raise BadArguments("--level picks a level of the cluster tree: use it with --cluster tree")
+        params.k = args.level
     params.assign_noise = not args.keep_noise
     if args.k_range:
         params.k_range = args.k_range
@@ -310,11 +320,15 @@ def cmd_cluster(args, progress, cancelled) -> int:
         f"{len(session.paths)} images -> {len(sizes)} clusters, {noise} unclustered, "
         f"{len(session.skipped)} skipped" + (f"; silhouette {score:.3f}" if isinstance(score, float) else "")
     )
-    for cid, size in sorted(sizes.items()):
+    if session.tree is not None:
+        levels = ", ".join(f"{k}{'*' if k == session.level else ''}" for k in session.tree.levels)
+        print(f"cluster tree levels (groups): {levels}   (* = this one; `imgclust recut` changes it)")
+    for cid, size in sorted(sizes.items())[:50]:
         medoid = session.clusters[cid].medoid_index
-        print(
-            f"  {cid:>4}  {size:>6}  {os.path.basename(session.paths[medoid]) if medoid is not None else ''}"
-        )
+        example = os.path.basename(session.paths[medoid]) if medoid is not None else ""
+        print(f"  {cid:>4}  {size:>6}  {session.name_of(cid)[:40]:<40}  {example}")
+    if len(sizes) > 50:
+        print(f"  … and {len(sizes) - 50} more clusters (clusters.csv lists every image)")
     for skipped in session.skipped[:10]:
         print(f"  skipped {skipped.path}: {skipped.reason}")
     if len(session.skipped) > 10:
@@ -481,6 +495,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "models": cmd_models,
     **cli_modes.COMMANDS,
+    **cli_recut.COMMANDS,
 }
 
 

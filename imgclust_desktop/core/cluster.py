@@ -10,12 +10,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+from .progress import (
+    CancelFlag,
+    Progress,
+    ProgressCallback,
+    RateMeter,
+    check_cancel,
+    never_cancelled,
+    no_progress,
+)
 
 if TYPE_CHECKING:
     from .embed import Neighbours
+    from .tree import ClusterTree
 
-METHODS = ("hdbscan", "kmeans", "kmedoids", "agglomerative", "dbscan", "optics", "gmm")
+METHODS = ("tree", "hdbscan", "kmeans", "kmedoids", "agglomerative", "dbscan", "optics", "gmm")
 K_METHODS = ("kmeans", "kmedoids", "agglomerative", "gmm")  # methods that take a number of clusters
 CRITERIA = ("silhouette", "davies_bouldin", "calinski_harabasz", "elbow")
 LINKAGES = ("ward", "average", "complete", "single")
@@ -27,11 +36,12 @@ PEAK_SHARE_SPAN = 0.6  # auto-k: an interior peak counts if it scores at least 4
 
 @dataclass
 class ClusterParams:
-    # k-means in the UMAP space with automatic k is the default: on Fashion-MNIST HDBSCAN merges the five
-    # upper-body classes into one at every smallest-cluster size (3 clusters, ACC 0.29; k-means 0.63),
-    # and on digits both reach 0.95. HDBSCAN stays one click away for density and its GLOSH outlier score.
-    method: str = "kmeans"  # kmeans hdbscan kmedoids agglomerative dbscan optics gmm
-    k: int | None = None  # fixed k (methods that take one)
+    # The cluster tree (core/tree.py) is the default: flat clusters are cuts of it, at a level chosen
+    # automatically from 2 groups up to a quarter of the images (k-means' auto-k searches k_range only).
+    # On Fashion-MNIST HDBSCAN merges the five upper-body classes into one at every smallest-cluster size
+    # (3 clusters, ACC 0.29). HDBSCAN stays one click away for density and its GLOSH outlier score.
+    method: str = "tree"  # tree kmeans hdbscan kmedoids agglomerative dbscan optics gmm
+    k: int | None = None  # fixed k (methods that take one; tree: the level nearest k groups)
     k_range: tuple[int, int] = (2, 25)
     criterion: str = "silhouette"  # silhouette davies_bouldin calinski_harabasz elbow
     linkage: str = "ward"  # agglomerative
@@ -51,6 +61,7 @@ class Clustering:
     scores: dict  # silhouette, davies_bouldin, calinski_harabasz, hopkins (where defined)
     outlier_score: np.ndarray | None  # GLOSH when hdbscan, else None
     params: ClusterParams
+    tree: ClusterTree | None = None  # method "tree": the whole tree; labels are its cut at tree.default_k
 
 
 MCS_FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05)  # auto HDBSCAN: smallest cluster as a share of the images
@@ -467,6 +478,8 @@ def cluster(
     n = len(data)
     auto = params.method in K_METHODS and params.k is None and params.max_d is None
     auto_hdbscan = params.method == "hdbscan" and params.min_cluster_size is None
+    if params.method == "tree":
+        return _tree_clustering(data, params, on_progress=on_progress, cancelled=cancelled, knn=knn)
     steps = 2 + (params.k_range[1] - params.k_range[0] + 1 if auto else 1)
     if auto_hdbscan:
         steps = 2 + len(min_cluster_size_candidates(n))
@@ -520,3 +533,41 @@ def cluster(
     meter.update(steps, force=True)
     n_clusters = int(labels.max() + 1) if (labels >= 0).any() else 0
     return Clustering(labels, n_clusters, k_curve, scores, outlier_score, params)
+
+
+def _tree_clustering(
+    data: np.ndarray,
+    params: ClusterParams,
+    *,
+    on_progress: ProgressCallback,
+    cancelled: CancelFlag,
+    knn: Neighbours | None,
+) -> Clustering:
+    """The cluster tree in the clustering space; labels are its cut at the chosen (or given) level."""
+    from .tree import build_tree, stored_levels
+
+    n = len(data)
+    if n < 3:
+        labels = np.zeros(n, np.int64)
+        return Clustering(labels, int(n > 0), None, _scores(data, labels, params.seed), None, params)
+    on_progress(Progress("cluster", 0, 2, message="clustering space"))
+    x = clustering_space(data, params, cancelled, knn)
+    check_cancel(cancelled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = build_tree(
+            x,
+            data,
+            seed=params.seed,
+            criterion=params.criterion,
+            on_progress=on_progress,
+            cancelled=cancelled,
+            choose=choose_k,
+        )
+    if params.k is not None:
+        tree.default_k = tree.clamp(params.k)
+        tree.levels = stored_levels(tree.default_k, tree.n_leaves)
+    labels = tree.cut(tree.default_k)
+    scores = _scores(data, labels, params.seed)
+    on_progress(Progress("cluster", 2, 2, message=f"{tree.default_k} groups"))
+    return Clustering(labels, int(labels.max() + 1), tree.k_curve, scores, None, params, tree)

@@ -206,6 +206,9 @@ def run(
         cancelled=cancelled,
         on_event=on_event,
     )
+    clock = time.perf_counter()
+    name_clusters(result, extractor)
+    result.timings["names"] = time.perf_counter() - clock
     result.timings["total"] = time.perf_counter() - started
     return result
 
@@ -230,10 +233,53 @@ def recluster(
     result = _cluster_stages(
         fresh, params, embed_method=None, on_progress=on_progress, cancelled=cancelled, on_event=_no_event
     )
+    name_clusters(result, None)
     result.edits.append(
         {"op": "recluster", "time": round(time.time(), 3), "cluster": result.params["cluster"]}
     )
     return result
+
+
+def name_clusters(session: Session, extractor: object | None) -> None:
+    """Automatic names for every cluster the person has not renamed (and the tree's leaf words).
+
+    extractor: the session's model when at hand; None loads it only if its classifier head can name
+    (the default model's pooled features) and falls back to folder names otherwise.
+    """
+    from .names import leaf_terms, term_probabilities
+    from .recut import apply_auto_names
+
+    if extractor is None and session.model_id and not session.params.get("layer"):
+        extractor = _head_extractor(session)
+    probs = None if extractor is None else term_probabilities(extractor, session.features)
+    tree = session.tree
+    if probs is not None:
+        vocabulary, p = probs
+        if tree is not None:
+            session.leaf_terms = leaf_terms(vocabulary, p, tree.leaf_of, tree.n_leaves)
+            terms, leaf_of = session.leaf_terms, tree.leaf_of
+        else:  # no tree: each cluster is its own "leaf"
+            leaf_of = np.where(session.labels >= 0, session.labels, session.labels.max() + 1)
+            terms = leaf_terms(vocabulary, p, leaf_of, int(leaf_of.max()) + 1)
+    else:
+        session.leaf_terms, terms, leaf_of = None, None, None
+    apply_auto_names(session, terms, leaf_of)
+
+
+def _head_extractor(session: Session) -> object | None:
+    """The session's model, loaded only when its classifier head can name clusters from stored features."""
+    from .models import registry
+
+    try:
+        info = registry.get_info(session.model_id)
+    except (KeyError, ValueError):
+        return None
+    if info.family not in ("efficientnet", "clip") or info.needs_download:
+        return None
+    try:
+        return registry.create(session.model_id, device="cpu", weights_path=session.params.get("weights_path"))
+    except Exception:  # a model that cannot load here names nothing; folder names still do
+        return None
 
 
 def _cluster_stages(
@@ -307,8 +353,16 @@ def _cluster_stages(
     session.labels = np.asarray(clustering.labels, np.int64)
     session.outlier_score = np.asarray(analysis.outlier_score, np.float32)
     session.duplicate_group = np.asarray(analysis.duplicate_group, np.int64)
+    session.tree = clustering.tree
+    session.level = None if clustering.tree is None else int(clustering.tree.default_k)
+    nodes = None if clustering.tree is None else clustering.tree.node_of_clusters(session.level)
     session.clusters = {
-        int(cid): ClusterInfo(int(cid), f"Cluster {cid}", analysis.medoid_index.get(int(cid)))
+        int(cid): ClusterInfo(
+            int(cid),
+            f"Cluster {cid}",
+            analysis.medoid_index.get(int(cid)),
+            node=None if nodes is None else int(nodes[cid]),
+        )
         for cid in np.unique(session.labels[session.labels >= 0]).tolist()
     }
     session.scores = dict(clustering.scores)

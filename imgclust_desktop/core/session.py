@@ -3,6 +3,7 @@
 SESSION/session.json   format version, inputs, parameters, model id, timings, scores, clusters, edits,
                        skipped files, excluded and missing rows, cluster linkage
 SESSION/clusters.csv   path,cluster,x,y,outlier_score,is_medoid,duplicate_group (rows = array order)
+SESSION/hierarchy.csv  path, then one column per cluster-tree level, coarse to fine, named k<N> (N groups)
 SESSION/features.npy   float32 [n, dim], saved and loaded without pickle
 SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
 
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from .sources import Skipped
+from .names import LeafTerms
+from .tree import ClusterTree
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "imgclust-session"
@@ -44,6 +47,8 @@ class ClusterInfo:
     name: str
     medoid_index: int | None = None
     excluded: bool = False
+    node: int | None = None  # the cluster-tree node this cluster is (None: made by hand, or no tree)
+    renamed: bool = False  # the person named it: an automatic name never replaces this one
 
 
 @dataclass
@@ -65,6 +70,9 @@ class Session:
     k_curve: dict | None = None
     linkage: np.ndarray | None = None
     linkage_cluster_ids: list[int] = field(default_factory=list)
+    tree: ClusterTree | None = None  # the cluster tree (method "tree"); labels started as tree.cut(level)
+    level: int | None = None  # the tree level (number of groups) the labels were cut at
+    leaf_terms: LeafTerms | None = None  # words of each tree leaf, for automatic names at any cut
     skipped: list[Skipped] = field(default_factory=list)
     edits: list[dict] = field(default_factory=list)
     path: Path | None = None
@@ -221,7 +229,7 @@ class Session:
         self._ensure_cluster(cid)
         previous = self.clusters[cid].name
         # Replace rather than mutate: GUI snapshots share ClusterInfo objects through shallow dict copies.
-        self.clusters[cid] = dataclasses.replace(self.clusters[cid], name=str(name))
+        self.clusters[cid] = dataclasses.replace(self.clusters[cid], name=str(name), renamed=True)
         self._log("rename", cluster=cid, name=str(name), previous=previous)
 
     def set_excluded(self, indices: Sequence[int], flag: bool) -> None:
@@ -315,11 +323,19 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 # ---- saving
 
 
-def save(session: Session, folder: Path, *, report: bool = True, write_features: bool = True) -> None:
+def save(
+    session: Session,
+    folder: Path,
+    *,
+    report: bool = True,
+    write_features: bool = True,
+    write_tree: bool = True,
+) -> None:
     """Write the session folder (atomic per file); montages and report.html too unless report=False.
 
     write_features=False keeps the folder's features.npy (autosave: edits never change features); it is
-    refused unless that file already holds one row per image.
+    refused unless that file already holds one row per image. write_tree=False keeps hierarchy.csv (a
+    re-cut or an edit never changes the tree).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -337,6 +353,10 @@ def save(session: Session, folder: Path, *, report: bool = True, write_features:
             folder / "features.npy", lambda f: np.save(f, features, allow_pickle=False), binary=True
         )
     _atomic_write(folder / "clusters.csv", lambda f: _write_csv(session, f))
+    if session.tree is not None and (write_tree or not (folder / "hierarchy.csv").exists()):
+        _atomic_write(folder / "hierarchy.csv", lambda f: write_hierarchy(session.paths, session.tree, f))
+    elif session.tree is None and (folder / "hierarchy.csv").exists():
+        os.unlink(folder / "hierarchy.csv")  # a re-clustering without a tree: an old tree would mislead
     _atomic_write(folder / "session.json", lambda f: json.dump(_to_json(session), f, indent=1))
     session.path = folder
     if report:
@@ -363,6 +383,8 @@ def _to_json(session: Session) -> dict:
             "medoid_index": info.medoid_index,
             "medoid_path": session.paths[info.medoid_index] if info.medoid_index is not None else None,
             "excluded": info.excluded,
+            "node": info.node,
+            "renamed": info.renamed,
         }
         for cid, info in sorted(session.clusters.items())
     ]
@@ -388,6 +410,11 @@ def _to_json(session: Session) -> dict:
             "missing_rows": np.flatnonzero(session.missing).tolist(),
             "linkage": None if session.linkage is None else np.asarray(session.linkage, float).tolist(),
             "linkage_cluster_ids": list(session.linkage_cluster_ids),
+            "tree": None if session.tree is None else {
+                **session.tree.to_json(),
+                "level": session.level,
+                "terms": None if session.leaf_terms is None else session.leaf_terms.to_json(),
+            },
             "skipped": [{"path": s.path, "reason": s.reason} for s in session.skipped],
             "edits": session.edits,
         }
@@ -462,8 +489,12 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 # ---- loading
 
 
-def load(folder: Path) -> Session:
-    """Read a session folder; raises SessionError with a clear message, never unpickles, writes nothing."""
+def load(folder: Path, *, mmap: bool = False) -> Session:
+    """Read a session folder; raises SessionError with a clear message, never unpickles, writes nothing.
+
+    mmap=True maps features.npy instead of reading it (a re-cut or a look at the clusters never needs
+    all of it in memory).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise SessionError(f"{folder} is not a session folder (it does not exist or is not a folder)")
@@ -472,7 +503,7 @@ def load(folder: Path) -> Session:
     n = len(rows)
     if meta.get("n_images", n) != n:
         raise SessionError(f"clusters.csv has {n} rows but session.json says {meta['n_images']} images")
-    features = _read_features(folder / "features.npy", n)
+    features = _read_features(folder / "features.npy", n, mmap=mmap)
     try:
         paths = [r[0] for r in rows]
         labels = np.array([int(r[1]) for r in rows], np.int64)
@@ -489,6 +520,8 @@ def load(folder: Path) -> Session:
                 str(c["name"]),
                 None if c.get("medoid_index") is None else int(c["medoid_index"]),
                 bool(c.get("excluded", False)),
+                None if c.get("node") is None else int(c["node"]),
+                bool(c.get("renamed", False)),
             )
             for c in meta.get("clusters", [])
         }
@@ -496,6 +529,8 @@ def load(folder: Path) -> Session:
             if info.medoid_index is not None and not 0 <= info.medoid_index < n:
                 raise ValueError(f"cluster {info.id} has medoid row {info.medoid_index} outside 0..{n - 1}")
         linkage = meta.get("linkage")
+        tree_meta = meta.get("tree")
+        tree = None if tree_meta is None else _read_tree(folder / "hierarchy.csv", tree_meta, paths)
         skipped = [Skipped(str(s["path"]), str(s["reason"])) for s in meta.get("skipped", [])]
         session = Session(
             paths=paths,
@@ -515,6 +550,9 @@ def load(folder: Path) -> Session:
             k_curve=meta.get("k_curve"),
             linkage=None if linkage is None else np.asarray(linkage, np.float64).reshape(-1, 4),
             linkage_cluster_ids=[int(c) for c in meta.get("linkage_cluster_ids", [])],
+            tree=tree,
+            leaf_terms=None if not (tree_meta or {}).get("terms") else LeafTerms.from_json(tree_meta["terms"]),
+            level=None if tree_meta is None else int(tree_meta.get("level") or tree_meta["default_level"]),
             skipped=skipped,
             edits=list(meta.get("edits", [])),
             path=folder,
@@ -522,6 +560,45 @@ def load(folder: Path) -> Session:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise SessionError(f"session folder {folder} is damaged: {exc}") from None
     return session
+
+
+def hierarchy_columns(tree: ClusterTree) -> list[str]:
+    """hierarchy.csv's header after `path`: one k<N> column per stored level, coarse to fine."""
+    return [f"k{k}" for k in tree.levels]
+
+
+def write_hierarchy(paths: Sequence[str], tree: ClusterTree, f) -> None:
+    """hierarchy.csv: path, then each stored level's labels (the finest level is the tree's leaves)."""
+    columns = [tree.cut(k) for k in tree.levels]
+    writer = csv.writer(f)
+    writer.writerow(["path", *hierarchy_columns(tree)])
+    table = np.column_stack(columns).tolist() if columns else [[] for _ in paths]
+    for path, row in zip(paths, table, strict=True):
+        writer.writerow([path, *row])
+
+
+def _read_tree(path: Path, meta: dict, paths: Sequence[str]) -> ClusterTree:
+    """The tree from session.json's "tree" entry and hierarchy.csv's finest column (the leaves)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None) or []
+            rows = list(reader)
+    except FileNotFoundError:
+        raise SessionError(f"session.json records a cluster tree but {path.name} is missing") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SessionError(f"cannot read {path.name}: {exc}") from None
+    finest = f"k{int(meta['n_leaves'])}"
+    if header[:1] != ["path"] or finest not in header:
+        raise SessionError(f"{path.name} is damaged (header {header[:4]}…, no {finest} column)")
+    if len(rows) != len(paths) or any(r[:1] != [p] for r, p in zip(rows, paths, strict=False)):
+        raise SessionError(f"{path.name} does not list the images of clusters.csv in the same order")
+    column = header.index(finest)
+    leaf_of = np.array([int(r[column]) for r in rows], np.int64)
+    tree = ClusterTree.from_json(meta, leaf_of)
+    if len(leaf_of) and (leaf_of.min() < 0 or leaf_of.max() >= tree.n_leaves):
+        raise SessionError(f"{path.name} names micro-clusters outside the tree")
+    return tree
 
 
 def _int_keys(value: Any) -> Any:
@@ -578,9 +655,9 @@ def _read_csv(path: Path) -> list[list[str]]:
     return rows
 
 
-def _read_features(path: Path, n: int) -> np.ndarray:
+def _read_features(path: Path, n: int, *, mmap: bool = False) -> np.ndarray:
     try:
-        features = np.load(path, allow_pickle=False)
+        features = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise SessionError(f"the session folder has no features.npy ({path})") from None
     except (OSError, ValueError, EOFError) as exc:

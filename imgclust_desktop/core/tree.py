@@ -1,0 +1,329 @@
+"""The cluster tree: micro-clusters (leaves) joined by a linkage; every flat clustering is a cut of it.
+
+Built once per run in the clustering space: k-means micro-clusters (about four images each, so the finest
+level sits at the near-duplicate scale), then Ward linkage over their centroids. Cutting the tree at any
+number of groups is a lookup (no feature or map work), which is what `imgclust recut` and the window's
+granularity control do. The default level is chosen on the tree's own cuts with the same score as auto-k
+(cosine silhouette on the reduced features) over 2 groups up to a quarter of the images, so a folder of 2
+groups and a folder of 300 both get theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
+
+LEAF_SIZE = 4  # images per micro-cluster on average: finer than a burst of near-duplicates
+MAX_LEAVES = 50_000  # the sparse linkage above SCIPY_LEAVES keeps memory linear; this bounds its time
+SCIPY_LEAVES = 12_000  # up to this many leaves the exact (dense) Ward linkage is used
+SCORE_SAMPLE = 3000  # rows whose pairwise distances score every candidate cut
+LEVEL_STEP = 1.08  # candidate cuts above 30 groups grow by 8 % each
+MIN_LEVELS = 5
+
+
+@dataclass
+class ClusterTree:
+    """A linkage over micro-clusters and the image rows in each; cut(k) gives flat labels for k groups."""
+
+    leaf_of: np.ndarray  # int [n]: the micro-cluster (leaf) of each row
+    linkage: np.ndarray  # float [m-1, 4]: scipy linkage over the m leaves (node ids: leaves 0..m-1, then m..)
+    default_k: int  # the automatically chosen level
+    levels: list[int]  # the levels written to hierarchy.csv, coarse to fine (group counts)
+    k_curve: dict | None = None  # {"k": [...], "score": [...], "criterion": ..., "chosen": k}
+    _leaf_cuts: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_leaves(self) -> int:
+        return int(self.linkage.shape[0] + 1) if len(self.leaf_of) else 0
+
+    def clamp(self, k: int) -> int:
+        """k limited to what the tree can give (1 .. number of leaves)."""
+        return int(min(max(1, int(k)), max(1, self.n_leaves)))
+
+    def leaf_labels(self, k: int) -> np.ndarray:
+        """Cluster (0..k-1, numbered by first leaf) of each leaf when the tree is cut into k groups."""
+        k = self.clamp(k)
+        cached = self._leaf_cuts.get(k)
+        if cached is not None:
+            return cached
+        m = self.n_leaves
+        parent = np.arange(2 * m - 1)
+        # Apply the first m - k merges; every leaf then points (through its chain) at its group's root.
+        merges = self.linkage[: m - k, :2].astype(np.int64)
+        new_ids = np.arange(m, m + len(merges))
+        parent[merges[:, 0]] = new_ids
+        parent[merges[:, 1]] = new_ids
+        roots = np.arange(m)
+        for _ in range(64):  # pointer jumping: log2(depth) rounds
+            nxt = parent[roots]
+            if np.array_equal(nxt, roots):
+                break
+            parent = parent[parent]
+            roots = nxt
+        while True:  # finish any chain longer than 2^64 steps would need (never in practice)
+            nxt = parent[roots]
+            if np.array_equal(nxt, roots):
+                break
+            roots = nxt
+        _, labels = np.unique(roots, return_inverse=True)
+        labels = _by_first_appearance(labels)
+        self._leaf_cuts[k] = labels
+        return labels
+
+    def cut(self, k: int) -> np.ndarray:
+        """Flat labels (0..k-1) of the images for k groups."""
+        return self.leaf_labels(k)[self.leaf_of]
+
+    def node_of_clusters(self, k: int) -> np.ndarray:
+        """Tree node id of each cluster 0..k-1 of the k-cut (leaf ids 0..m-1, inner nodes m + merge row)."""
+        k = self.clamp(k)
+        m = self.n_leaves
+        leaf_cut = self.leaf_labels(k)
+        node = np.empty(int(leaf_cut.max()) + 1, np.int64)
+        node[leaf_cut] = np.arange(m)  # a cluster of one leaf is that leaf
+        group_of_node = np.empty(2 * m - 1, np.int64)
+        group_of_node[:m] = leaf_cut
+        for row in range(m - k):  # the first m - k merges all happen inside a cluster of the cut
+            group = group_of_node[int(self.linkage[row, 0])]
+            group_of_node[m + row] = group
+            node[group] = m + row  # later merges of the same group replace earlier ones: its root wins
+        return node
+
+    def finer(self, k: int) -> int:
+        """The next stored level with more groups than k (or k itself at the finest)."""
+        above = [lv for lv in self.levels if lv > k]
+        return above[0] if above else self.clamp(k)
+
+    def coarser(self, k: int) -> int:
+        """The next stored level with fewer groups than k (or k itself at the coarsest)."""
+        below = [lv for lv in self.levels if lv < k]
+        return below[-1] if below else self.clamp(k)
+
+    def to_json(self) -> dict:
+        return {
+            "n_leaves": self.n_leaves,
+            "linkage": np.asarray(self.linkage, float).round(6).tolist(),
+            "default_level": int(self.default_k),
+            "levels": [int(v) for v in self.levels],
+            "k_curve": self.k_curve,
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict, leaf_of: np.ndarray) -> ClusterTree:
+        linkage = np.asarray(meta.get("linkage") or np.zeros((0, 4)), np.float64).reshape(-1, 4)
+        return cls(
+            leaf_of=np.asarray(leaf_of, np.int64),
+            linkage=linkage,
+            default_k=int(meta["default_level"]),
+            levels=[int(v) for v in meta.get("levels", [])],
+            k_curve=meta.get("k_curve"),
+        )
+
+
+def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    """Relabel 0..k-1 in order of first appearance (leaf 0's group is 0)."""
+    labels = np.asarray(labels, np.int64)
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[np.searchsorted(np.unique(labels), labels)]
+
+
+def n_leaves_for(n: int) -> int:
+    """How many micro-clusters the tree has for n images."""
+    return int(min(max(1, n // LEAF_SIZE), MAX_LEAVES, n))
+
+
+def micro_clusters(
+    x: np.ndarray, m: int, *, seed: int = 0, cancelled: CancelFlag = never_cancelled
+) -> tuple[np.ndarray, np.ndarray]:
+    """(leaf of each row, leaf centroids): k-means into m groups, two-stage above a few thousand leaves.
+
+    One k-means with m centres costs n*m per iteration; first splitting into ~sqrt(m) coarse parts and then
+    each part into its share of the m leaves costs about n*sqrt(m)*2, which is what keeps 1M images cheap.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n = len(x)
+    if m >= n:
+        return np.arange(n, dtype=np.int64), x.astype(np.float32, copy=True)
+    if m <= 1:
+        return np.zeros(n, np.int64), x.mean(axis=0, keepdims=True).astype(np.float32)
+    if m <= 2000:
+        leaf = KMeans(n_clusters=m, n_init=1, random_state=seed, max_iter=100).fit_predict(x)
+        return _compact(x, leaf)
+    coarse_k = int(np.ceil(np.sqrt(m)))
+    coarse = MiniBatchKMeans(
+        n_clusters=coarse_k, random_state=seed, batch_size=4096, n_init=3
+    ).fit_predict(x)
+    leaf = np.empty(n, np.int64)
+    next_id = 0
+    for part in range(coarse_k):
+        check_cancel(cancelled)
+        rows = np.flatnonzero(coarse == part)
+        if len(rows) == 0:
+            continue
+        share = int(max(1, min(len(rows), round(m * len(rows) / n))))
+        if share == 1:
+            sub = np.zeros(len(rows), np.int64)
+        else:
+            sub = KMeans(n_clusters=share, n_init=1, random_state=seed, max_iter=50).fit_predict(x[rows])
+        leaf[rows] = next_id + sub
+        next_id += share
+    return _compact(x, leaf)
+
+
+def _compact(x: np.ndarray, leaf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leaves renumbered 0..m-1 by first row (so the finest cut's labels are the leaf ids), and centroids."""
+    leaf = _by_first_appearance(leaf)
+    m = int(leaf.max()) + 1
+    sums = np.zeros((m, x.shape[1]), np.float64)
+    np.add.at(sums, leaf, x)
+    counts = np.bincount(leaf, minlength=m)[:, None]
+    return leaf.astype(np.int64), (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def leaf_linkage(centroids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Ward linkage over leaf centroids (scipy linkage format), sparse along a kNN graph for many leaves."""
+    m = len(centroids)
+    if m == 1:
+        return np.zeros((0, 4))
+    if m <= SCIPY_LEAVES:
+        from scipy.cluster.hierarchy import linkage
+
+        return linkage(centroids.astype(np.float64), method="ward")
+    return _sparse_ward(centroids)
+
+
+def _sparse_ward(centroids: np.ndarray) -> np.ndarray:
+    """Ward linkage constrained to a kNN graph of the centroids (linear memory), as a scipy linkage."""
+    import warnings
+
+    from sklearn.cluster import ward_tree
+    from sklearn.neighbors import kneighbors_graph
+
+    m = len(centroids)
+    graph = kneighbors_graph(centroids, n_neighbors=min(15, m - 1), include_self=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the number of connected components ... is > 1": it joins them
+        children, _, _, _, distances = ward_tree(centroids, connectivity=graph, return_distance=True)
+    counts = np.ones(2 * m - 1)
+    for i, (a, b) in enumerate(children):
+        counts[m + i] = counts[a] + counts[b]
+    heights = np.maximum.accumulate(np.asarray(distances, float))  # monotone, as scipy expects
+    return np.column_stack([children.astype(float), heights, counts[m:]])
+
+
+def candidate_levels(max_k: int) -> list[int]:
+    """Group counts tried for the default level: every k up to 30, then 8 % steps up to max_k."""
+    ks = list(range(2, min(30, max_k) + 1))
+    k = 30.0
+    while True:
+        k *= LEVEL_STEP
+        if int(round(k)) > max_k:
+            break
+        if int(round(k)) > ks[-1]:
+            ks.append(int(round(k)))
+    return ks
+
+
+def stored_levels(default_k: int, n_leaves: int) -> list[int]:
+    """Levels for hierarchy.csv: about a factor 3 apart from <= 5 groups to the leaves, with the default."""
+    levels = {default_k, n_leaves, min(n_leaves, 2)}
+    k = 4.0
+    while k < n_leaves:
+        levels.add(int(round(k)))
+        k *= 3.0
+    # Keep the neighbours of the default apart from it: no level within 25 % of it other than itself.
+    chosen = sorted(v for v in levels if 1 <= v <= n_leaves)
+    kept = [v for v in chosen if v == default_k or abs(v - default_k) > 0.25 * default_k]
+    if len(kept) < MIN_LEVELS:
+        kept = chosen
+    return kept
+
+
+def build_tree(
+    x: np.ndarray,
+    score_on: np.ndarray,
+    *,
+    seed: int = 0,
+    criterion: str = "silhouette",
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+    choose: Callable[[list[int], list[float], str], int],
+) -> ClusterTree:
+    """The tree of x (the clustering space) with its default level scored on score_on (reduced features).
+
+    choose(ks, scores, criterion) picks the level from the score curve (cluster.choose_k).
+    """
+    n = len(x)
+    meter = RateMeter("tree", 3, on_progress)
+    meter.update(0, "micro-clusters")
+    m = n_leaves_for(n)
+    leaf_of, centroids = micro_clusters(np.asarray(x, np.float32), m, seed=seed, cancelled=cancelled)
+    check_cancel(cancelled)
+    meter.update(1, f"linkage over {len(centroids)} micro-clusters")
+    sizes = np.bincount(leaf_of, minlength=len(centroids))
+    linkage = leaf_linkage(centroids, sizes)
+    check_cancel(cancelled)
+    tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=1, levels=[1])
+    m = tree.n_leaves
+    if m < 3 or n < 4:
+        tree.default_k = tree.clamp(min(2, m))
+        tree.levels = sorted({1, m}) if m > 1 else [1]
+        return tree
+    meter.update(2, "choosing the level")
+    ks = candidate_levels(max(2, min(m, n // 2)))
+    scores = _score_cuts(tree, ks, score_on, criterion, seed, cancelled)
+    chosen = choose(ks, scores, criterion)
+    tree.default_k = int(chosen)
+    tree.k_curve = {
+        "k": ks,
+        "score": [None if np.isnan(s) else float(s) for s in scores],
+        "criterion": criterion,
+        "chosen": int(chosen),
+    }
+    tree.levels = stored_levels(tree.default_k, m)
+    meter.update(3, force=True)
+    return tree
+
+
+def _score_cuts(
+    tree: ClusterTree, ks: list[int], score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag
+) -> list[float]:
+    """Criterion of each candidate cut, on a fixed sample whose distance matrix is computed once."""
+    from sklearn import metrics
+
+    n = len(score_on)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, SCORE_SAMPLE, replace=False)) if n > SCORE_SAMPLE else np.arange(n)
+    data = np.asarray(score_on, np.float32)[sample]
+    distances = None
+    if criterion == "silhouette":
+        from sklearn.metrics import pairwise_distances
+
+        distances = pairwise_distances(data, metric="cosine")
+    scores = []
+    for k in ks:
+        check_cancel(cancelled)
+        labels = tree.cut(k)[sample]
+        n_labels = len(np.unique(labels))
+        if n_labels < 2 or n_labels >= len(sample):
+            scores.append(float("nan"))
+        elif criterion == "silhouette":
+            scores.append(float(metrics.silhouette_score(distances, labels, metric="precomputed")))
+        elif criterion == "davies_bouldin":
+            scores.append(float(metrics.davies_bouldin_score(data, labels)))
+        elif criterion == "calinski_harabasz":
+            scores.append(float(metrics.calinski_harabasz_score(data, labels)))
+        else:  # elbow: within-group sum of squares
+            centres = np.zeros((int(labels.max()) + 1, data.shape[1]))
+            np.add.at(centres, labels, data)
+            centres /= np.maximum(np.bincount(labels), 1)[:, None]
+            scores.append(float(((data - centres[labels]) ** 2).sum()))
+    return scores
