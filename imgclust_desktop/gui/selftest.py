@@ -51,7 +51,7 @@ def _run(folder: Path | None, scratch: Path, timeout: float) -> tuple[str, str]:
     from PySide6.QtGui import QImageReader
     from PySide6.QtWidgets import QApplication
 
-    from imgclust_desktop.gui.app import demo_folder
+    from imgclust_desktop.gui.app_paths import demo_folder
     from imgclust_desktop.gui.main_window import MainWindow
 
     source = folder or demo_folder()
