@@ -44,12 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
+    from imgclust_desktop.gui.display import explain_platform_failure
     from imgclust_desktop.gui.main_window import MainWindow
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     QCoreApplication.setApplicationVersion(__version__)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with explain_platform_failure():  # no usable display plugin: one line saying what to install, exit 1
+        app = QApplication.instance() or QApplication(sys.argv[:1])
     icon = QIcon()
     for path in icon_files():
         icon.addFile(str(path))
