@@ -1,10 +1,10 @@
 """clustimage vs `imgclust cluster`, each with its defaults and automatic k, on the same labelled folders.
 
-Usage: python bench/compare.py [--data /work/data] [--datasets digits fashion-mnist photoset]
+Usage: python bench/compare.py --data DATA [--datasets digits fashion-mnist photoset]
                                [--tools clustimage imgclust] [--limit N] [--timeout S]
                                [--reuse-clustimage] [--out compare.md]
 
-DATA/<dataset>/<class>/<image>: digits and fashion-mnist come from /work/shared/bench/make_datasets.py,
+DATA/<dataset>/<class>/<image>: digits and fashion-mnist come from bench/datasets.py,
 photoset from bench/make_photoset.py; missing ones are written first. --limit N clusters a stratified
 copy of N images per dataset (DATA/subsets/) for quick checks. clustimage runs in its own virtual
 environment (bench/.venv-clustimage, made on first use from bench/clustimage-requirements.txt) through
@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 VENV = BENCH / ".venv-clustimage"
 REQUIREMENTS = BENCH / "clustimage-requirements.txt"
 DRIVER = BENCH / "clustimage_driver.py"
-MAKE_DATASETS = Path("/work/shared/bench/make_datasets.py")
+MAKE_DATASETS = BENCH / "datasets.py"
 DATASETS = ("digits", "fashion-mnist", "photoset")
 
 # Published figures of the seed studies (clustimage's examples on sklearn digits), k given = 10.
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=Path("/work/data"), help="dataset root")
+    parser.add_argument("--data", type=Path, required=True, metavar="DATA", help="dataset root folder")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument(
         "--tools", nargs="+", default=["clustimage", "imgclust"], choices=["clustimage", "imgclust"]

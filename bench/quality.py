@@ -2,7 +2,7 @@
 
 Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist] [--methods kmeans hdbscan]
                                [--input-size N] [--layer NAME] [--out quality.md]
-DATA_ROOT comes from /work/shared/bench/make_datasets.py DATA_ROOT (DATA_ROOT/<dataset>/<class>/<n>.png).
+DATA_ROOT is written by bench/datasets.py DATA_ROOT (DATA_ROOT/<dataset>/<class>/<n>.png).
 Each row is one full pipeline run (scan, features with the default model, reduce, map, cluster, analyse)
 with automatic k and no cache, so the seconds are what a person waits for on this machine.
 """
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.root / name
         if not folder.is_dir():
             print(
-                f"skipping {name}: {folder} not found (run make_datasets.py {args.root} {name})",
+                f"skipping {name}: {folder} not found (run bench/datasets.py {args.root} {name})",
                 file=sys.stderr,
             )
             continue

@@ -1,9 +1,9 @@
 """How `imgclust cluster` (default model and settings) grows with the number of images.
 
-Usage: python bench/scaling.py [--data /work/data] [--sizes 1000 5000 20000 70000] [--timeout S]
+Usage: python bench/scaling.py --data DATA [--sizes 1000 5000 20000 70000] [--timeout S]
                                [--budget-minutes M] [--out scaling.md]
 
-Images come from Fashion-MNIST 70k (DATA/fashion-mnist-70k, written by /work/shared/bench/make_datasets.py
+Images come from Fashion-MNIST 70k (DATA/fashion-mnist-70k, written by bench/datasets.py
 when missing); each size is a stratified subset hard-linked into DATA/scaling/fmnist-<n>. Per size two cold
 processes run with the same fresh IMGCLUST_CACHE_DIR: the first computes every feature (uncached), the second
 finds them in the cache (cached). Wall seconds and peak RSS are measured around the process; the per-stage
@@ -28,7 +28,7 @@ from pathlib import Path
 from measure import count_images, run_measured, tail
 
 BENCH = Path(__file__).resolve().parent
-MAKE_DATASETS = Path("/work/shared/bench/make_datasets.py")
+MAKE_DATASETS = BENCH / "datasets.py"
 STAGES = ("scan", "model", "features", "reduce", "neighbours", "embed", "cluster", "analyse", "save")
 
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=Path("/work/data"))
+    parser.add_argument("--data", type=Path, required=True, metavar="DATA", help="dataset root folder")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 20000, 70000])
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run (default 3600)")
     parser.add_argument("--budget-minutes", type=float, default=120, help="skip sizes predicted to overrun")

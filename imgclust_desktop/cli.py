@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imgclust_desktop import __version__, cli_modes, cli_recut
+from imgclust_desktop.cli_common import BadArguments
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
 EPILOG = """\
@@ -35,10 +36,6 @@ examples:
 
 Re-running `cluster` on the same files reuses cached features (see --cache-dir, --no-cache).
 """
-
-
-class BadArguments(Exception):
-    """Arguments that parse but make no sense together (exit code 2)."""
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):

@@ -86,7 +86,7 @@ def cmd_faces(args, progress, cancelled) -> int:
     """Crops into OUT/faces/, then the `cluster` pipeline on them; params["faces"] maps crops to photos."""
     import dataclasses
 
-    from imgclust_desktop.cli import BadArguments
+    from imgclust_desktop.cli_common import BadArguments
     from imgclust_desktop.core import faces as faces_mod
     from imgclust_desktop.core import pipeline
     from imgclust_desktop.core import session as session_io
@@ -167,7 +167,7 @@ def cmd_pixels(args, progress, cancelled) -> int:
     """Segment one image by colour; writes the class map PNG and its legend PNG (never over a file)."""
     import json
 
-    from imgclust_desktop.cli import BadArguments
+    from imgclust_desktop.cli_common import BadArguments
     from imgclust_desktop.core import pixels
     from imgclust_desktop.core.decode import DecodeError
 

@@ -29,9 +29,8 @@ def register(subparsers, **parser_options) -> None:
 
 def cmd_recut(args, progress, cancelled) -> int:
     from imgclust_desktop.core import session as session_io
+    from imgclust_desktop.cli_common import BadArguments
     from imgclust_desktop.core.recut import RecutError, apply_recut, plan_recut
-
-    from .cli import BadArguments
 
     folder = Path(args.session).expanduser()
     try:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from imgclust_desktop.gui.app import demo_folder
+from imgclust_desktop.gui.app_paths import demo_folder
 from imgclust_desktop.gui.main_window import MainWindow
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from imgclust_desktop import __version__
-from imgclust_desktop.gui import app
+from imgclust_desktop.gui import app, app_paths
 
 HEAVY = ("torch", "umap", "sklearn", "hdbscan")
 
@@ -63,9 +63,9 @@ def test_window_shows_without_heavy_imports(tmp_path):
 
 def test_demo_folder_in_a_checkout_and_in_a_bundle(monkeypatch, tmp_path):
     repo = Path(__file__).resolve().parents[1]
-    assert app.demo_folder() == repo / "resources" / "demo"
+    assert app_paths.demo_folder() == repo / "resources" / "demo"
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert app.demo_folder() == tmp_path / "resources" / "demo"
+    assert app_paths.demo_folder() == tmp_path / "resources" / "demo"
 
 
 def test_empty_state_invites_a_drop(qtbot, settings):
@@ -78,7 +78,7 @@ def test_empty_state_invites_a_drop(qtbot, settings):
     assert window.central.currentWidget() is window.empty
     assert "Drop a folder" in window.empty.headline.text()
     assert window.empty.open_folder.isVisible() and window.empty.open_session.isVisible()
-    assert window.empty.demo.isEnabled() == app.demo_folder().is_dir()
+    assert window.empty.demo.isEnabled() == app_paths.demo_folder().is_dir()
     assert window.acceptDrops()
     assert not window.save_action.isEnabled() and not window.cancel_action.isEnabled()
     assert window.status_label.text() == "Ready"

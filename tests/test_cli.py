@@ -295,3 +295,29 @@ def test_version_models_and_help():
     assert models[0]["id"] == "efficientnet-lite0" and all({"id", "dim", "licence"} <= set(m) for m in models)
     help_text = cli("cluster", "--help").stdout
     assert "examples:" in help_text and "imgclust export --undo" in help_text
+
+
+def test_a_20_by_4000_strip_a_banner_and_a_panorama_are_clustered_not_skipped(tmp_path):
+    images = tmp_path / "images"
+    write_groups(images, groups=3, per_group=6, size=96)  # 96 px: the photo path (224 px input, padded)
+    rng = np.random.default_rng(0)
+    odd = images / "odd"
+    odd.mkdir()
+    shapes = {"strip.png": (20, 4000), "banner.jpg": (4000, 20), "panorama.jpg": (3000, 500)}
+    for name, (width, height) in shapes.items():
+        pixels = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(odd / name)
+    out = tmp_path / "session"
+
+    result = cli("cluster", images, "--out", out, "--device", "cpu", "--no-cache", "--no-report")
+
+    assert result.returncode == 0, result.stderr
+    with open(out / "clusters.csv", newline="", encoding="utf-8") as f:
+        rows = {str(Path(r["path"]).relative_to(images)): r for r in csv.DictReader(f)}
+    assert len(rows) == 3 * 6 + len(shapes)
+    for name in (f"odd/{name}" for name in shapes):
+        assert int(rows[name]["cluster"]) >= 0, rows[name]  # in a cluster, on the map
+        assert np.isfinite([float(rows[name]["x"]), float(rows[name]["y"])]).all()
+    assert json.loads((out / "session.json").read_text())["skipped"] == []
+    features = np.load(out / "features.npy")
+    assert np.isfinite(features).all() and np.linalg.norm(features, axis=1).min() > 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from imgclust_desktop.core.decode import MAX_ASPECT, DecodeError, decode, load_array_images
+from imgclust_desktop.core.decode import DecodeError, decode, load_array_images
 
 RED, BLUE, GREEN, WHITE = (255, 0, 0), (0, 0, 255), (0, 160, 0), (255, 255, 255)
 
@@ -262,10 +262,58 @@ def test_truncated_and_corrupt_files_give_format_specific_reasons(tmp_path):
             decode(str(tmp_path / f"damaged.{ext}"))
 
 
-def test_absurd_aspect_ratio_and_vanished_file(tmp_path):
-    Image.new("RGB", (MAX_ASPECT * 10 + 10, 10), RED).save(tmp_path / "strip.png")
-    with pytest.raises(DecodeError, match="absurd aspect ratio"):
-        decode(str(tmp_path / "strip.png"))
+@pytest.mark.parametrize(
+    "size, fmt",
+    [
+        ((20, 4000), "PNG"),
+        ((4000, 20), "JPEG"),
+        ((1, 100_000), "PNG"),
+        ((30_000, 7), "TIFF"),
+        ((3, 10_000), "GIF"),
+    ],
+)
+def test_strips_banners_and_panoramas_decode_with_their_aspect_kept(tmp_path, size, fmt):
+    width, height = size
+    long_axis = 0 if height > width else 1
+    pixels = np.zeros((height, width, 3), np.uint8)
+    first_half = [slice(None), slice(None)]
+    first_half[long_axis] = slice(0, max(width, height) // 2)
+    pixels[...] = BLUE
+    pixels[tuple(first_half)] = RED  # red along the first half of the long edge, blue along the rest
+    path = tmp_path / f"strip.{fmt.lower()}"
+    Image.fromarray(pixels).save(path, fmt)
+
+    decoded = decode(str(path), max_side=224)
+
+    assert decoded.original_size == (width, height)
+    h, w, _ = decoded.image.shape
+    assert max(h, w) == 224 and min(h, w) >= 1
+    assert (w > h) == (width > height)  # not turned, not squashed square
+    first, last = decoded.image.reshape(-1, 3)[0], decoded.image.reshape(-1, 3)[-1]
+    assert first[0] > 150 > first[2] and last[2] > 150 > last[0], (first, last)
+    for side, jpeg in decoded.thumbnails.items():
+        thumb = Image.open(io.BytesIO(jpeg))
+        assert max(thumb.size) == side and min(thumb.size) >= 1
+
+
+def test_a_decompression_bomb_is_still_refused_whatever_its_shape(tmp_path):
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # 200,000 x 1,000 = 200 MP declared: over the limit although each row is short enough
+    ihdr = struct.pack(">IIBBBBB", 200_000, 1_000, 8, 2, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 99))
+        + chunk(b"IEND", b"")
+    )
+    (tmp_path / "bomb.png").write_bytes(png)
+    with pytest.raises(DecodeError, match="too large to decode safely"):
+        decode(str(tmp_path / "bomb.png"))
+
+
+def test_vanished_file(tmp_path):
     with pytest.raises(DecodeError, match="no longer exists"):
         decode(str(tmp_path / "gone.jpg"))
 

@@ -12,8 +12,10 @@ the smallest size that still covers what is needed; other large images are shrun
 Decompression bombs: an image whose header declares more than MAX_PIXELS pixels (178 MP, twice Pillow's
 warning threshold) is skipped with a reason rather than decoded reduced, because only JPEG can be decoded
 reduced without first allocating the full image, and a crafted PNG of that size would take gigabytes.
-Images with an aspect ratio beyond MAX_ASPECT:1 (a 10000 x 3 strip) are skipped too: they are not
-pictures the features can compare, and resizing them to a thumbnail leaves nothing visible.
+
+Any aspect ratio is kept: a panorama, a banner or a scanned strip (20 x 4000) is a picture like any
+other. Its long edge is fitted like every image's (the short edge never below 1 px), and the models pad
+it to their square input, so it is clustered, not skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import numpy as np
 from .sources import describe_os_error, read_head, sniff
 
 MAX_PIXELS = 178_956_970  # Pillow's DecompressionBombError threshold
-MAX_ASPECT = 50
 THUMB_QUALITY = 85
 JPEG_DRAFT = True  # switch for bench/ingest.py; decoding at reduced DCT scale is the fast path
 
@@ -98,10 +99,6 @@ def _decode_open(im, max_side: int, thumb_sizes: tuple[int, ...]) -> Decoded:
         raise DecodeError(
             f"too large to decode safely: {width} × {height} pixels ({width * height / 1e6:.0f} MP, "
             f"limit {MAX_PIXELS / 1e6:.0f} MP); possibly a decompression bomb"
-        )
-    if max(width, height) > MAX_ASPECT * min(width, height):
-        raise DecodeError(
-            f"absurd aspect ratio: {width} × {height} pixels (more than {MAX_ASPECT}:1), not a picture"
         )
     work_side = max([max_side, *thumb_sizes])
     if JPEG_DRAFT and im.format in ("JPEG", "MPO"):

@@ -370,7 +370,7 @@ def _free_manifest_path(dest: str) -> Path:
 
 
 def _write_json_manifest(manifest: Manifest, started: str) -> None:
-    from .session import atomic_write_bytes
+    from .atomic import atomic_write_bytes
 
     document = {
         "format": "imgclust-export-manifest",

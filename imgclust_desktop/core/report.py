@@ -12,18 +12,46 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from .atomic import atomic_write_bytes
+from .palette import NOISE_HEX, PALETTE_HEX
+from .sources import Skipped
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-    from .session import Session
-
-from .palette import NOISE_HEX, PALETTE_HEX
-
 MONTAGE_COLUMNS, MONTAGE_ROWS, MONTAGE_THUMB = 20, 10, 64
+
+
+class ReportSource(Protocol):
+    """What the report reads: the fields and queries of a session (core.session.Session has them all).
+
+    Spelled out here, not imported, so that session.py can call the report without the report
+    importing session.py back.
+    """
+
+    paths: list[str]
+    features: np.ndarray
+    coords: np.ndarray
+    labels: np.ndarray
+    outlier_score: np.ndarray
+    excluded: np.ndarray
+    clusters: dict[int, Any]  # id -> ClusterInfo (.medoid_index)
+    model_id: str
+    inputs: list[str]
+    params: dict
+    timings: dict[str, float]
+    scores: dict
+    k_curve: dict | None
+    skipped: list[Skipped]
+
+    def name_of(self, cluster_id: int) -> str: ...
+    def sizes(self) -> dict[int, int]: ...
+    def cluster_ids(self) -> list[int]: ...
+    def members(self, cluster_id: int) -> np.ndarray: ...
 
 
 def cluster_hex(cluster_id: int) -> str:
@@ -35,7 +63,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
 
 
-def map_image(session: Session, size: tuple[int, int] = (900, 640), radius: int = 3) -> PILImage.Image:
+def map_image(session: ReportSource, size: tuple[int, int] = (900, 640), radius: int = 3) -> PILImage.Image:
     """The 2-D map drawn with PIL: one dot per image coloured by cluster, noise grey and underneath."""
     from PIL import Image, ImageDraw
 
@@ -64,7 +92,7 @@ def map_image(session: Session, size: tuple[int, int] = (900, 640), radius: int 
     return image
 
 
-def load_thumbnails(session: Session, rows: Sequence[int], size: int = 128) -> dict[int, PILImage.Image]:
+def load_thumbnails(session: ReportSource, rows: Sequence[int], size: int = 128) -> dict[int, PILImage.Image]:
     """Thumbnails for rows: from the thumbnail cache when present, else decoded from the file."""
     from PIL import Image
 
@@ -95,7 +123,7 @@ def load_thumbnails(session: Session, rows: Sequence[int], size: int = 128) -> d
     return result
 
 
-def _cache_keys(session: Session, rows: Sequence[int]) -> dict[int, str]:
+def _cache_keys(session: ReportSource, rows: Sequence[int]) -> dict[int, str]:
     from .sources import FileIdentity
 
     keys = {}
@@ -109,7 +137,7 @@ def _cache_keys(session: Session, rows: Sequence[int]) -> dict[int, str]:
 
 
 def montage(
-    session: Session,
+    session: ReportSource,
     cluster_id: int,
     *,
     columns: int = MONTAGE_COLUMNS,
@@ -192,7 +220,7 @@ def k_curve_svg(k_curve: dict | None, width: int = 420, height: int = 220) -> st
     return "\n".join(parts)
 
 
-def cluster_silhouettes(session: Session, max_rows: int = 3000, seed: int = 0) -> dict[int, float]:
+def cluster_silhouettes(session: ReportSource, max_rows: int = 3000, seed: int = 0) -> dict[int, float]:
     """Mean silhouette per cluster in feature space (cosine), on a sample for large sessions."""
     labels = session.labels
     rows = np.flatnonzero(labels >= 0)
@@ -208,10 +236,8 @@ def cluster_silhouettes(session: Session, max_rows: int = 3000, seed: int = 0) -
     return {int(c): float(values[labels[rows] == c].mean()) for c in np.unique(labels[rows])}
 
 
-def write_report(session: Session, folder: Path) -> Path:
+def write_report(session: ReportSource, folder: Path) -> Path:
     """Write montages/cluster_<id>.jpg for every non-empty cluster and report.html; returns the page path."""
-    from .session import atomic_write_bytes
-
     folder = Path(folder)
     montage_dir = folder / "montages"
     montage_dir.mkdir(exist_ok=True)
@@ -230,7 +256,7 @@ def write_report(session: Session, folder: Path) -> Path:
     return page
 
 
-def render_html(session: Session) -> str:
+def render_html(session: ReportSource) -> str:
     """The report page as one HTML string (montages referenced as montages/cluster_<id>.jpg)."""
     esc = html.escape
     buffer = io.BytesIO()

@@ -17,9 +17,7 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write as _atomic_write
 from .sources import Skipped
 from .names import LeafTerms
 from .tree import ClusterTree
@@ -459,31 +458,6 @@ def _write_csv(session: Session, f) -> None:
                 int(session.duplicate_group[i]),
             ]
         )
-
-
-def _atomic_write(target: Path, write, *, binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, fsync, then os.replace onto the target."""
-    # A unique name opened with "x" (not mkstemp): the file gets the usual permissions, not 0600.
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
-    kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
-    handle = open(tmp, "xb" if binary else "x", **kwargs)  # noqa: SIM115 (closed below, before replace)
-    try:
-        with handle as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write bytes atomically (temp file + os.replace); used for montages and the report."""
-    _atomic_write(Path(target), lambda f: f.write(data), binary=True)
 
 
 # ---- loading

@@ -7,53 +7,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from imgclust_desktop import __version__
-
-ORGANIZATION = "imgclust"
-APPLICATION = "imgclust-desktop"
-MAX_RECENT = 8
-
-
-def resource_root() -> Path:
-    """Where resources/ and icons/ are: the source checkout, or sys._MEIPASS inside a PyInstaller bundle."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    return Path(bundle) if bundle else Path(__file__).resolve().parents[2]
-
-
-def demo_folder() -> Path:
-    """The bundled demo images: resources/demo in a source checkout or inside a PyInstaller bundle."""
-    return resource_root() / "resources" / "demo"
-
-
-def icon_files() -> list[Path]:
-    """The application icon's PNG sizes (icons/png/imgclust-<size>.png), smallest first."""
-    files = (resource_root() / "icons" / "png").glob("imgclust-*.png")
-    return sorted(files, key=lambda p: (len(p.stem), p.stem))  # imgclust-16 before imgclust-128
-
-
-def is_session_folder(path: str | os.PathLike) -> bool:
-    return (Path(path) / "session.json").is_file()
-
-
-def app_settings():  # -> QSettings; Qt is imported here, not at module level, so --help stays instant
-    """The app's settings store (an INI file; tests point QSettings.setPath at a temporary folder)."""
-    from PySide6.QtCore import QSettings
-
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
-
-
-def recent_sessions(settings) -> list[str]:
-    """Session folders opened or saved lately, newest first."""
-    value = settings.value("recent_sessions", []) or []
-    return [value] if isinstance(value, str) else list(value)  # INI stores a one-item list as a string
-
-
-def add_recent_session(settings, folder: str) -> None:
-    if folder:
-        recent = [folder] + [p for p in recent_sessions(settings) if p != folder]
-        settings.setValue("recent_sessions", recent[:MAX_RECENT])
+from imgclust_desktop.gui.app_paths import APPLICATION, ORGANIZATION, icon_files
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,12 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication
 
+    from imgclust_desktop.gui.display import explain_platform_failure
     from imgclust_desktop.gui.main_window import MainWindow
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     QCoreApplication.setApplicationVersion(__version__)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with explain_platform_failure():  # no usable display plugin: one line saying what to install, exit 1
+        app = QApplication.instance() or QApplication(sys.argv[:1])
     icon = QIcon()
     for path in icon_files():
         icon.addFile(str(path))

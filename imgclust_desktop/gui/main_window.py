@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from imgclust_desktop.gui import dialogs, worker
-from imgclust_desktop.gui.app import (
+from imgclust_desktop.gui.app_paths import (
     add_recent_session,
     app_settings,
     demo_folder,

@@ -51,13 +51,15 @@ def _run(folder: Path | None, scratch: Path, timeout: float) -> tuple[str, str]:
     from PySide6.QtGui import QImageReader
     from PySide6.QtWidgets import QApplication
 
-    from imgclust_desktop.gui.app import demo_folder
+    from imgclust_desktop.gui.app_paths import demo_folder
+    from imgclust_desktop.gui.display import explain_platform_failure
     from imgclust_desktop.gui.main_window import MainWindow
 
     source = folder or demo_folder()
     if not source.is_dir():
         raise SelfTestError(f"image folder {source} is missing")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with explain_platform_failure():
+        app = QApplication.instance() or QApplication(sys.argv[:1])
     readable = {bytes(f).decode() for f in QImageReader.supportedImageFormats()}
     missing = [f for f in REQUIRED_QT_FORMATS if f not in readable]
     if missing:
