@@ -544,7 +544,7 @@ def _tree_clustering(
     knn: Neighbours | None,
 ) -> Clustering:
     """The cluster tree in the clustering space; labels are its cut at the chosen (or given) level."""
-    from .tree import build_tree, stored_levels
+    from .tree import build_tree
 
     n = len(data)
     if n < 3:
@@ -558,15 +558,15 @@ def _tree_clustering(
         tree = build_tree(
             x,
             data,
+            choose=choose_k,
+            fit_flat=lambda k: _fit_k(x, "kmeans", k, params, None),
+            flat_range=params.k_range,
+            k=params.k,
             seed=params.seed,
             criterion=params.criterion,
             on_progress=on_progress,
             cancelled=cancelled,
-            choose=choose_k,
         )
-    if params.k is not None:
-        tree.default_k = tree.clamp(params.k)
-        tree.levels = stored_levels(tree.default_k, tree.n_leaves)
     labels = tree.cut(tree.default_k)
     scores = _scores(data, labels, params.seed)
     on_progress(Progress("cluster", 2, 2, message=f"{tree.default_k} groups"))

@@ -219,6 +219,67 @@ def _sparse_ward(centroids: np.ndarray) -> np.ndarray:
     return np.column_stack([children.astype(float), heights, counts[m:]])
 
 
+def nested_tree(x: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(leaf of each row, linkage) of a tree whose cut at k = labels.max() + 1 is exactly `labels`.
+
+    Below that level each cluster is split into micro-clusters joined by Ward linkage; above it, Ward over
+    the cluster centroids joins the clusters. Merges inside clusters come first, by height, so every cut
+    finer than k splits clusters and every coarser one merges them.
+    """
+    x = np.asarray(x, np.float32)
+    k = int(labels.max()) + 1
+    leaf_of = np.empty(len(x), np.int64)
+    inner: list[tuple] = []  # (height, cluster, a, b, size, local row); a/b are refs, see below
+    roots: list[tuple] = []
+    next_leaf = 0
+    for c in range(k):
+        rows = np.flatnonzero(labels == c)
+        m_c = int(min(max(1, len(rows) // LEAF_SIZE), len(rows)))
+        sub_leaf, centroids = micro_clusters(x[rows], m_c, seed=seed)
+        m_c = len(centroids)
+        leaf_of[rows] = next_leaf + sub_leaf
+        z = leaf_linkage(centroids, np.bincount(sub_leaf, minlength=m_c))
+        # refs: ("leaf", global leaf id) or ("inner", cluster, local merge row)
+        ref = lambda i, c=c, base=next_leaf, m=m_c: ("leaf", base + i) if i < m else ("inner", c, i - m)  # noqa: E731
+        for row, (a, b, height, size) in enumerate(z.tolist()):
+            inner.append((height, c, ref(int(a)), ref(int(b)), int(size), row))
+        roots.append(("leaf", next_leaf) if m_c == 1 else ("inner", c, m_c - 2))
+        next_leaf += m_c
+    m = next_leaf
+    inner.sort(key=lambda t: (t[0], t[1], t[5]))
+    node_id: dict[tuple, int] = {}
+    rows_out = []
+    for order, (height, c, a, b, size, row) in enumerate(inner):
+        node_id[("inner", c, row)] = m + order
+
+        def resolve(r: tuple) -> int:
+            return r[1] if r[0] == "leaf" else node_id[r]
+
+        rows_out.append([resolve(a), resolve(b), height, size])
+    top = max((t[0] for t in inner), default=0.0)
+    sizes = np.bincount(labels, minlength=k)
+    if k > 1:
+        centres = np.stack([x[labels == c].mean(axis=0) for c in range(k)])
+        upper = leaf_linkage(centres, sizes)
+        root_ids = [r[1] if r[0] == "leaf" else node_id[r] for r in roots]
+        for a, b, height, _ in upper.tolist():
+            ids = [root_ids[i] if i < k else m + len(inner) + (i - k) for i in (int(a), int(b))]
+            rows_out.append([ids[0], ids[1], top + height, 0])
+    linkage = np.asarray(rows_out, np.float64).reshape(-1, 4)
+    # Leaves by first row (see _compact), then leaf counts per node for the fourth column.
+    order = _by_first_appearance(leaf_of)
+    remap = np.empty(m, np.int64)
+    remap[leaf_of] = order
+    leaf_of = order
+    ends = linkage[:, :2].astype(np.int64)
+    linkage[:, :2] = np.where(ends < m, remap[np.minimum(ends, m - 1)], ends)
+    count = np.ones(2 * m - 1)
+    for row in range(len(linkage)):
+        count[m + row] = count[int(linkage[row, 0])] + count[int(linkage[row, 1])]
+    linkage[:, 3] = count[m:]
+    return leaf_of, linkage
+
+
 def candidate_levels(max_k: int) -> list[int]:
     """Group counts tried for the default level: every k up to 30, then 8 % steps up to max_k."""
     ks = list(range(2, min(30, max_k) + 1))
@@ -251,52 +312,85 @@ def build_tree(
     x: np.ndarray,
     score_on: np.ndarray,
     *,
+    choose: Callable[[list[int], list[float], str], int],
+    fit_flat: Callable[[int], np.ndarray],
+    flat_range: tuple[int, int] = (2, 25),
+    k: int | None = None,
     seed: int = 0,
     criterion: str = "silhouette",
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
-    choose: Callable[[list[int], list[float], str], int],
 ) -> ClusterTree:
-    """The tree of x (the clustering space) with its default level scored on score_on (reduced features).
+    """The tree of x (the clustering space), its default level scored on score_on (reduced features).
 
-    choose(ks, scores, criterion) picks the level from the score curve (cluster.choose_k).
+    Levels in flat_range are scored on fit_flat(k) (k-means: its flat answer is better than a Ward cut
+    at few groups); levels above it on cuts of the micro-cluster tree, up to half the images. choose(ks,
+    scores, criterion) picks the level (cluster.choose_k). When a flat answer wins, the tree is rebuilt
+    around it (nested_tree), so the default level is still a cut of the tree. k: a given level instead.
     """
     n = len(x)
-    meter = RateMeter("tree", 3, on_progress)
+    x = np.asarray(x, np.float32)
+    lo, hi = max(2, flat_range[0]), max(2, flat_range[1])
+    meter = RateMeter("tree", 4, on_progress)
     meter.update(0, "micro-clusters")
-    m = n_leaves_for(n)
-    leaf_of, centroids = micro_clusters(np.asarray(x, np.float32), m, seed=seed, cancelled=cancelled)
+    leaf_of, centroids = micro_clusters(x, n_leaves_for(n), seed=seed, cancelled=cancelled)
     check_cancel(cancelled)
     meter.update(1, f"linkage over {len(centroids)} micro-clusters")
-    sizes = np.bincount(leaf_of, minlength=len(centroids))
-    linkage = leaf_linkage(centroids, sizes)
-    check_cancel(cancelled)
+    linkage = leaf_linkage(centroids, np.bincount(leaf_of, minlength=len(centroids)))
     tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=1, levels=[1])
     m = tree.n_leaves
     if m < 3 or n < 4:
         tree.default_k = tree.clamp(min(2, m))
-        tree.levels = sorted({1, m}) if m > 1 else [1]
+        tree.levels = sorted({1, m})
         return tree
-    meter.update(2, "choosing the level")
-    ks = candidate_levels(max(2, min(m, n // 2)))
-    scores = _score_cuts(tree, ks, score_on, criterion, seed, cancelled)
-    chosen = choose(ks, scores, criterion)
-    tree.default_k = int(chosen)
-    tree.k_curve = {
-        "k": ks,
-        "score": [None if np.isnan(s) else float(s) for s in scores],
-        "criterion": criterion,
-        "chosen": int(chosen),
-    }
-    tree.levels = stored_levels(tree.default_k, m)
-    meter.update(3, force=True)
+    check_cancel(cancelled)
+    flat_ks = [v for v in range(lo, min(hi, n - 1) + 1)]
+    if k is not None:
+        chosen = tree.clamp(k)
+        flat = {chosen: fit_flat(chosen)} if chosen in flat_ks else {}
+    else:
+        meter.update(2, f"scoring levels {lo}..{min(m, n // 2)}")
+        flat = {}
+        for v in flat_ks:
+            check_cancel(cancelled)
+            flat[v] = np.asarray(fit_flat(v))
+        tree_ks = [v for v in candidate_levels(max(2, min(m, n // 2))) if v > (flat_ks[-1] if flat_ks else 1)]
+        ks = flat_ks + tree_ks
+        labelings = [flat[v] for v in flat_ks] + [tree.cut(v) for v in tree_ks]
+        scores = score_labelings(labelings, score_on, criterion, seed, cancelled)
+        chosen = int(choose(ks, scores, criterion))
+        tree.k_curve = {
+            "k": ks,
+            "score": [None if np.isnan(v) else float(v) for v in scores],
+            "criterion": criterion,
+            "chosen": chosen,
+        }
+    if chosen in flat:
+        meter.update(3, f"tree around the {chosen} groups")
+        labels = _by_first_appearance(np.asarray(flat[chosen]))
+        leaf_of, linkage = nested_tree(x, labels, seed=seed)
+        tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=chosen, levels=[1], k_curve=tree.k_curve)
+    tree.default_k = chosen
+    tree.levels = stored_levels(chosen, tree.n_leaves)
+    meter.update(4, force=True)
     return tree
 
 
 def _score_cuts(
     tree: ClusterTree, ks: list[int], score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag
 ) -> list[float]:
-    """Criterion of each candidate cut, on a fixed sample whose distance matrix is computed once."""
+    """Criterion of each candidate cut of the tree (see score_labelings)."""
+    return score_labelings((tree.cut(k) for k in ks), score_on, criterion, seed, cancelled)
+
+
+def score_labelings(
+    labelings, score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag = never_cancelled
+) -> list[float]:
+    """Criterion of each labelling, on one fixed sample whose distance matrix is computed once.
+
+    Silhouette is cosine on the reduced features: they are L2-normalised before PCA, so angles are the
+    similarity the person sees. Computing the sample's distances once makes 100 candidate cuts cheap.
+    """
     from sklearn import metrics
 
     n = len(score_on)
@@ -305,25 +399,26 @@ def _score_cuts(
     data = np.asarray(score_on, np.float32)[sample]
     distances = None
     if criterion == "silhouette":
-        from sklearn.metrics import pairwise_distances
-
-        distances = pairwise_distances(data, metric="cosine")
+        distances = metrics.pairwise_distances(data, metric="cosine")
     scores = []
-    for k in ks:
+    for full in labelings:
         check_cancel(cancelled)
-        labels = tree.cut(k)[sample]
-        n_labels = len(np.unique(labels))
-        if n_labels < 2 or n_labels >= len(sample):
+        labels = np.asarray(full)[sample]
+        keep = labels >= 0
+        n_labels = len(np.unique(labels[keep]))
+        if n_labels < 2 or n_labels >= keep.sum():
             scores.append(float("nan"))
         elif criterion == "silhouette":
-            scores.append(float(metrics.silhouette_score(distances, labels, metric="precomputed")))
+            d = distances if keep.all() else distances[np.ix_(keep, keep)]
+            scores.append(float(metrics.silhouette_score(d, labels[keep], metric="precomputed")))
         elif criterion == "davies_bouldin":
-            scores.append(float(metrics.davies_bouldin_score(data, labels)))
+            scores.append(float(metrics.davies_bouldin_score(data[keep], labels[keep])))
         elif criterion == "calinski_harabasz":
-            scores.append(float(metrics.calinski_harabasz_score(data, labels)))
+            scores.append(float(metrics.calinski_harabasz_score(data[keep], labels[keep])))
         else:  # elbow: within-group sum of squares
-            centres = np.zeros((int(labels.max()) + 1, data.shape[1]))
-            np.add.at(centres, labels, data)
-            centres /= np.maximum(np.bincount(labels), 1)[:, None]
-            scores.append(float(((data - centres[labels]) ** 2).sum()))
+            lab = labels[keep]
+            centres = np.zeros((int(lab.max()) + 1, data.shape[1]))
+            np.add.at(centres, lab, data[keep])
+            centres /= np.maximum(np.bincount(lab), 1)[:, None]
+            scores.append(float(((data[keep] - centres[lab]) ** 2).sum()))
     return scores
