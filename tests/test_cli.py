@@ -18,6 +18,7 @@ from conftest import write_groups
 from PIL import Image
 
 from imgclust_desktop.core import session as session_io
+from imgclust_desktop.core.export import safe_name
 from imgclust_desktop.core.session import Session
 
 GROUPS, PER_GROUP = 3, 10
@@ -125,13 +126,14 @@ def test_export_each_mode_never_overwrites_and_undo_restores(clustered, tmp_path
     before = snapshot(images)
     member = session.paths[int(np.flatnonzero(session.labels == 0)[0])]
     dest = tmp_path / "dest"
-    (dest / "Cluster 0").mkdir(parents=True)
-    (dest / "Cluster 0" / Path(member).name).write_bytes(b"the person's own file")
+    folder = safe_name(session.name_of(0), "cluster 0")  # clusters have automatic names: their folders
+    (dest / folder).mkdir(parents=True)
+    (dest / folder / Path(member).name).write_bytes(b"the person's own file")
     result = cli("export", out, "--to", dest, "--mode", mode)
     assert result.returncode == 0, result.stderr
     manifest = next(dest.glob("imgclust-export-*.csv"))
-    assert (dest / "Cluster 0" / Path(member).name).read_bytes() == b"the person's own file"
-    twin = dest / "Cluster 0" / (Path(member).stem + " (2)" + Path(member).suffix)
+    assert (dest / folder / Path(member).name).read_bytes() == b"the person's own file"
+    twin = dest / folder / (Path(member).stem + " (2)" + Path(member).suffix)
     assert twin.exists() and twin.read_bytes() == before[str(Path(member).relative_to(images))]
     exported = [p for p in dest.rglob("*") if p.parent != dest and not p.is_dir()]
     assert len(exported) == len(session.paths) + 1
@@ -144,7 +146,7 @@ def test_export_each_mode_never_overwrites_and_undo_restores(clustered, tmp_path
     undo = cli("export", "--undo", manifest)
     assert undo.returncode == 0, undo.stderr + undo.stdout
     assert snapshot(images) == before
-    assert [p.name for p in (dest / "Cluster 0").iterdir()] == [Path(member).name]
+    assert [p.name for p in (dest / folder).iterdir()] == [Path(member).name]
 
 
 def test_dry_run_changes_nothing(clustered, tmp_path):

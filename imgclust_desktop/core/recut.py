@@ -2,8 +2,9 @@
 
 A re-cut changes which tree nodes are the clusters; nothing is recomputed (no features, no map). What the
 person did is kept by what it is attached to:
-- a name (rename) and a cluster's exclusion belong to a tree node: they come back wherever that node is a
-  cluster, and are lost, with a warning, at a level where the node is split or merged into another;
+- a name (rename) and a cluster's exclusion belong to a tree node: they show wherever that node is a
+  cluster; at a level where it is split or merged they are set aside (with a warning) and come back with
+  the node (kept in session.params["tree_curation"]);
 - images moved by hand into a cluster stay with it where its node is still a cluster, or always when the
   person made that cluster (split, new cluster); otherwise they return to their tree group, with a warning;
 - an excluded image stays excluded at every level.
@@ -52,6 +53,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     clusters: dict[int, ClusterInfo] = {}
     warnings: list[str] = []
     kept: list[str] = []
+    set_aside = curation_by_node(session)
     for cid, node in enumerate(new_nodes.tolist()):
         clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, node=int(node))
         previous = node_to_old.get(int(node))
@@ -60,6 +62,12 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             clusters[cid] = dataclasses.replace(
                 clusters[cid], name=info.name, excluded=info.excluded, renamed=info.renamed
             )
+        elif int(node) in set_aside:
+            name, excluded = set_aside[int(node)]
+            clusters[cid] = dataclasses.replace(
+                clusters[cid], name=name or clusters[cid].name, renamed=bool(name), excluded=excluded
+            )
+            kept.append(f"{name or 'a group'!r} is back with your {'name' if name else 'exclusion'}")
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
@@ -96,9 +104,15 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         if info.node is None or info.node in carried or not np.any(session.labels == info.id):
             continue
         if info.renamed:
-            warnings.append(f"the name {info.name!r} is not used at {k} groups (that group is split or merged)")
+            warnings.append(
+                f"the name {info.name!r} is not shown at {k} groups (that group is split or merged); "
+                "it comes back at a level where the group is whole again"
+            )
         if info.excluded:
-            warnings.append(f"{info.name!r} was excluded from export; at {k} groups that group does not exist")
+            warnings.append(
+                f"{info.name!r} is excluded from export, but at {k} groups that group is split or merged: "
+                "its images will be exported unless you exclude them again"
+            )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
     return RecutPlan(k, labels, clusters, warnings, kept)
@@ -107,6 +121,14 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
 def apply_recut(session: Session, plan: RecutPlan) -> None:
     """Make the plan the session's state: labels, clusters (with medoids), level; one "recut" edit logged."""
     previous_level = session.level
+    # Names and exclusions of tree nodes that stop being clusters are set aside, to come back with them.
+    aside = curation_by_node(session)
+    for info in session.clusters.values():
+        if info.node is not None and (info.renamed or info.excluded):
+            aside[int(info.node)] = (info.name if info.renamed else "", bool(info.excluded))
+    for info in plan.clusters.values():
+        aside.pop(info.node, None)
+    session.params["tree_curation"] = {str(node): list(v) for node, v in sorted(aside.items())}
     session.labels = plan.labels.copy()
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
@@ -115,6 +137,12 @@ def apply_recut(session: Session, plan: RecutPlan) -> None:
     session.edits.append(
         {"op": "recut", "time": round(time.time(), 3), "level": int(plan.k), "previous_level": previous_level}
     )
+
+
+def curation_by_node(session: Session) -> dict[int, tuple[str, bool]]:
+    """Names and exclusions set aside for tree nodes that are not clusters at the current level."""
+    stored = session.params.get("tree_curation") or {}
+    return {int(node): (str(v[0]), bool(v[1])) for node, v in stored.items()}
 
 
 def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> None:

@@ -153,7 +153,7 @@ class Session:
         """Reserve a fresh cluster id (one above every id in use) and create its ClusterInfo."""
         used = set(self.clusters) | set(self.labels.tolist()) | {NOISE}
         cid = max(used) + 1
-        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}")
+        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}", renamed=bool(name))
         self._log("new_cluster", cluster=cid, name=self.clusters[cid].name)
         return cid
 
@@ -180,7 +180,7 @@ class Session:
         previous = self.labels[rows].tolist()
         used = set(self.clusters) | set(self.labels.tolist()) | {NOISE}
         cid = max(used) + 1
-        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}")
+        self.clusters[cid] = ClusterInfo(cid, name or f"Cluster {cid}", renamed=bool(name))
         self.labels[rows] = cid
         self._refresh_medoids(set(previous) | {cid})
         self._log(

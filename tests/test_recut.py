@@ -1,0 +1,104 @@
+"""Re-cutting a curated session: names, moved images, clusters made by hand and exclusions carry over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_tree import make_tree, two_scale_blobs
+
+from imgclust_desktop.core import session as session_io
+from imgclust_desktop.core.recut import RecutError, apply_recut, plan_recut
+from imgclust_desktop.core.session import ClusterInfo, Session
+
+
+def curated_session(tmp_path) -> Session:
+    """5 broad themes x 6 kinds, cut at the 5 themes, as the pipeline leaves it (clusters know their node)."""
+    points, kinds, themes = two_scale_blobs(themes=5, kinds=6, per_kind=12, seed=2)
+    tree = make_tree(points, k=5)
+    paths = [str(tmp_path / f"theme{t}" / f"kind{k}_{i}.png") for i, (t, k) in enumerate(zip(themes, kinds))]
+    labels = tree.cut(5)
+    nodes = tree.node_of_clusters(5)
+    clusters = {c: ClusterInfo(c, f"Group {c + 1}", node=int(nodes[c])) for c in range(5)}
+    rng = np.random.default_rng(0)
+    return Session(
+        paths=paths,
+        features=points,
+        coords=rng.normal(size=(len(points), 2)),
+        labels=labels,
+        clusters=clusters,
+        tree=tree,
+        level=5,
+        model_id="test",
+    )
+
+
+def test_a_recut_without_edits_is_the_tree_cut_with_every_cluster_named(tmp_path):
+    session = curated_session(tmp_path)
+    plan = plan_recut(session, 30)
+    assert plan.warnings == []
+    apply_recut(session, plan)
+    assert np.array_equal(session.labels, session.tree.cut(30))
+    assert session.level == 30 and len(session.cluster_ids()) == 30
+    assert all(session.clusters[c].medoid_index in np.flatnonzero(session.labels == c) for c in range(30))
+    assert session.edits[-1]["op"] == "recut" and session.edits[-1]["previous_level"] == 5
+
+
+def test_a_rename_is_set_aside_with_a_warning_going_finer_and_comes_back_coarser(tmp_path):
+    session = curated_session(tmp_path)
+    session.rename(2, "Mountains")
+    finer = plan_recut(session, 30)
+    assert any("Mountains" in w and "comes back" in w for w in finer.warnings)
+    assert "Mountains" not in [c.name for c in finer.clusters.values()]
+    apply_recut(session, finer)
+    back = plan_recut(session, 5)
+    apply_recut(session, back)
+    assert session.name_of(2) == "Mountains" and session.clusters[2].renamed
+
+
+def test_images_moved_into_a_cluster_follow_it_where_it_exists_and_are_reported_where_not(tmp_path):
+    session = curated_session(tmp_path)
+    moved = np.flatnonzero(session.labels == 0)[:3]
+    session.assign(moved, 1)
+    # Coarser: themes 1 and its sibling merge -> the moves cannot carry; finer: theme 1 is split.
+    for k in (2, 30):
+        plan = plan_recut(session, k)
+        assert any("3 image(s) you moved" in w for w in plan.warnings), (k, plan.warnings)
+    # The same level again (e.g. after a round trip): they stay where the person put them.
+    same = plan_recut(session, 5)
+    assert same.warnings == [] and np.all(same.labels[moved] == 1)
+
+
+def test_a_cluster_made_by_hand_stays_whole_at_every_level(tmp_path):
+    session = curated_session(tmp_path)
+    rows = np.flatnonzero(session.labels == 3)[:10]
+    made = session.split(rows, name="Keepers")
+    session.set_excluded(rows[:2], True)
+    for k in (2, 30, session.tree.n_leaves):
+        plan = plan_recut(session, k)
+        apply_recut(session, plan)
+        keepers = [c for c, info in session.clusters.items() if info.name == "Keepers"]
+        assert len(keepers) == 1
+        assert set(np.flatnonzero(session.labels == keepers[0])) == set(rows.tolist())
+        assert session.excluded[rows[:2]].all() and session.excluded.sum() == 2
+    assert made is not None
+
+
+def test_a_recut_saves_and_loads_with_its_tree_and_level(tmp_path):
+    session = curated_session(tmp_path)
+    session.rename(0, "Sea")
+    apply_recut(session, plan_recut(session, 30))
+    session_io.save(session, tmp_path / "s", report=False)
+    again = session_io.load(tmp_path / "s", mmap=True)
+    assert again.level == 30 and np.array_equal(again.labels, session.labels)
+    assert again.tree.levels == session.tree.levels
+    apply_recut(again, plan_recut(again, 5))
+    assert again.name_of(0) == "Sea"
+    header = (tmp_path / "s" / "hierarchy.csv").read_text().splitlines()[0].split(",")
+    assert header == ["path", *[f"k{k}" for k in session.tree.levels]]
+
+
+def test_a_session_without_a_tree_cannot_be_recut(tmp_path):
+    session = curated_session(tmp_path)
+    session.tree = None
+    with pytest.raises(RecutError, match="no cluster tree"):
+        plan_recut(session, 3)
