@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -39,8 +40,12 @@ FASHION_CLASSES = (
 WALLPAPER_GLOBS = (
     "/usr/share/wallpapers/*/contents/images",  # plasma-workspace-wallpapers
     "/usr/share/backgrounds",  # ukui-wallpapers, lomiri-wallpapers
+    "/usr/share/backgrounds/mate/nature",  # mate-backgrounds
+    "/usr/share/backgrounds/mate/abstract",
+    "/usr/share/backgrounds/gnome",  # gnome-backgrounds (a light and a dark version of each: light only)
 )
-TILES = 2
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+TILES = 1
 VIEWS = 8
 
 
@@ -95,7 +100,9 @@ def _wallpaper_photos() -> Iterator[tuple[str, Path]]:
 
     for pattern in WALLPAPER_GLOBS:
         for folder in sorted(glob(pattern)):
-            files = sorted(Path(folder).glob("*.[jp][pn]g"))
+            files = [p for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in PICTURE_SUFFIXES]
+            # One version of each picture: not gnome's dark twin, not a copy at another size (Name_WxH).
+            files = [p for p in files if not p.stem.endswith("-d") and not re.search(r"_\d+x\d+$", p.stem)]
             if not files:
                 continue
             if "contents" in Path(folder).parts:  # plasma: sizes of one picture; keep the largest
@@ -103,7 +110,7 @@ def _wallpaper_photos() -> Iterator[tuple[str, Path]]:
                 yield Path(folder).parts[-3], largest
             else:
                 for file in files:
-                    yield file.stem, file
+                    yield file.stem.replace("_", "-"), file
 
 
 def _as_rgb(pixels: np.ndarray) -> Image.Image:
@@ -175,7 +182,7 @@ def many_groups(data: Path, *, seed: int = 0, tiles: int = TILES, views: int = V
     count = 0
     for name, photo in photos:
         for t, tile in enumerate(_tiles(photo, tiles)):
-            group = f"{name}-{t}"
+            group = name if tiles == 1 else f"{name}-{t}"
             rng = np.random.default_rng([seed, zlib.crc32(group.encode())])  # independent of the other groups
             folder = root / group
             folder.mkdir(parents=True, exist_ok=True)

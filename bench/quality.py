@@ -1,10 +1,11 @@
 """Clustering quality end to end from image files: ACC / NMI / ARI against the class folders.
 
-Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist] [--methods kmeans hdbscan]
+Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist many-groups] [--methods tree hdbscan]
                                [--input-size N] [--layer NAME] [--out quality.md]
 DATA_ROOT is written by bench/datasets.py DATA_ROOT (DATA_ROOT/<dataset>/<class>/<n>.png).
 Each row is one full pipeline run (scan, features with the default model, reduce, map, cluster, analyse)
-with automatic k and no cache, so the seconds are what a person waits for on this machine.
+with automatic k and no cache, so the seconds are what a person waits for on this machine. "true" is the
+number of class folders; "levels" lists the cluster tree's stored levels (the default one starred).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from imgclust_desktop.core.cluster import ClusterParams
 from imgclust_desktop.core.evaluate import evaluate, truth_from_paths
 from imgclust_desktop.core.pipeline import PipelineRequest, run
 
-HEADER = "| dataset | method | ACC | NMI | ARI | n_clusters found | noise | seconds |\n|---|---|---|---|---|---|---|---|"
+HEADER = (
+    "| dataset | method | ACC | NMI | ARI | clusters found | true | levels | noise | seconds |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def bench_one(folder: Path, method: str, args: argparse.Namespace) -> str:
@@ -37,7 +41,11 @@ def bench_one(folder: Path, method: str, args: argparse.Namespace) -> str:
         start = time.perf_counter()
         session = run(request)
         seconds = time.perf_counter() - start
-    scores = evaluate(session.labels, truth_from_paths(session.paths))
+    truth = truth_from_paths(session.paths)
+    scores = evaluate(session.labels, truth)
+    levels = "-"
+    if session.tree is not None:
+        levels = " ".join(f"{k}{'*' if k == session.level else ''}" for k in session.tree.levels)
     label = (
         method
         + (f" @{args.input_size}px" if args.input_size else "")
@@ -47,7 +55,7 @@ def bench_one(folder: Path, method: str, args: argparse.Namespace) -> str:
     print(f"{folder.name} {label}: {stages}", file=sys.stderr)
     return (
         f"| {folder.name} | {label} | {scores['acc']:.3f} | {scores['nmi']:.3f} | {scores['ari']:.3f} "
-        f"| {scores['n_clusters']} | {scores['noise_fraction']:.3f} | {seconds:.1f} |"
+        f"| {scores['n_clusters']} | {len(set(truth))} | {levels} | {scores['noise_fraction']:.3f} | {seconds:.1f} |"
     )
 
 
@@ -56,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("root", type=Path)
-    parser.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"])
-    parser.add_argument("--methods", nargs="+", default=["kmeans", "hdbscan"])
+    parser.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist", "many-groups"])
+    parser.add_argument("--methods", nargs="+", default=["tree"])
     parser.add_argument(
         "--input-size", type=int, default=None, help="network input side (default: pipeline rule)"
     )
