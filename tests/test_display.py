@@ -59,16 +59,12 @@ def _can_hide_files() -> bool:
 @pytest.mark.skipif(not _can_hide_files(), reason="needs root and mount namespaces to hide a library")
 def test_a_missing_libxcb_cursor_is_named_with_its_packages(tmp_path):
     """The fresh-machine failure: Qt >= 6.5's xcb plugin cannot load without libxcb-cursor."""
-    import ctypes.util
-
-    found = ctypes.util.find_library("xcb-cursor")
-    if found is None:
+    # where the loader finds it: "libxcb-cursor.so.0 (libc6,x86-64) => <path>" in its cache
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    paths = [line.split("=>")[1].strip() for line in cache.splitlines() if "libxcb-cursor.so.0 " in line]
+    if not paths:
         pytest.skip("libxcb-cursor is not installed here, so there is nothing to hide")
-    library = next(
-        str(Path(d) / found)
-        for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
-        if (Path(d) / found).exists()
-    )
+    library = paths[0]
     # A private mount namespace: only the child sees an empty file in the library's place.
     hide = [
         "unshare",
