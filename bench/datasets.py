@@ -76,7 +76,9 @@ def fashion_mnist(data: Path, *, full: bool = False) -> None:
     splits = ["t10k"] if not full else ["train", "t10k"]
     images = np.concatenate([_idx_file(f"{s}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28) for s in splits])
     labels = np.concatenate([_idx_file(f"{s}-labels-idx1-ubyte.gz", 8) for s in splits]).astype(np.int64)
-    _write_pngs(data / ("fashion-mnist-70k" if full else "fashion-mnist"), images, labels, list(FASHION_CLASSES))
+    _write_pngs(
+        data / ("fashion-mnist-70k" if full else "fashion-mnist"), images, labels, list(FASHION_CLASSES)
+    )
 
 
 # ----------------------------------------------------------------------------------------------- many-groups
@@ -201,7 +203,9 @@ SETS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("data", type=Path, metavar="DATA", help="parent folder; each set goes to DATA/<set>")
     parser.add_argument("sets", nargs="*", choices=[*SETS, []], metavar="SET", help=", ".join(SETS))
     args = parser.parse_args(argv)

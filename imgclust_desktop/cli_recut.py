@@ -14,7 +14,9 @@ def register(subparsers, **parser_options) -> None:
     """Add the `recut` subcommand to the `imgclust` parser."""
     options = {k: v for k, v in parser_options.items() if k != "epilog"}
     recut = subparsers.add_parser(
-        "recut", help="show the session at another level of its cluster tree (fewer or more groups)", **options
+        "recut",
+        help="show the session at another level of its cluster tree (fewer or more groups)",
+        **options,
     )
     add = recut.add_argument
     add("session", metavar="SESSION", help="session folder made by `imgclust cluster` (default method)")
@@ -28,8 +30,8 @@ def register(subparsers, **parser_options) -> None:
 
 
 def cmd_recut(args, progress, cancelled) -> int:
-    from imgclust_desktop.core import session as session_io
     from imgclust_desktop.cli_common import BadArguments
+    from imgclust_desktop.core import session as session_io
     from imgclust_desktop.core.recut import RecutError, apply_recut, plan_recut
 
     folder = Path(args.session).expanduser()

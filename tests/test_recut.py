@@ -15,7 +15,10 @@ def curated_session(tmp_path) -> Session:
     """5 broad themes x 6 kinds, cut at the 5 themes, as the pipeline leaves it (clusters know their node)."""
     points, kinds, themes = two_scale_blobs(themes=5, kinds=6, per_kind=12, seed=2)
     tree = make_tree(points, k=5)
-    paths = [str(tmp_path / f"theme{t}" / f"kind{k}_{i}.png") for i, (t, k) in enumerate(zip(themes, kinds))]
+    paths = [
+        str(tmp_path / f"theme{t}" / f"kind{k}_{i}.png")
+        for i, (t, k) in enumerate(zip(themes, kinds, strict=True))
+    ]
     labels = tree.cut(5)
     nodes = tree.node_of_clusters(5)
     clusters = {c: ClusterInfo(c, f"Group {c + 1}", node=int(nodes[c])) for c in range(5)}

@@ -88,7 +88,9 @@ def test_nested_tree_cut_at_its_level_is_the_given_labels_and_leaves_number_by_f
     points, truth = blobs(groups=6, per_group=40, seed=3)
     labels = np.asarray(_fit_k(points, "kmeans", 6, ClusterParams(), None))
     leaf_of, linkage = nested_tree(points, labels)
-    tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=6, levels=stored_levels(6, len(linkage) + 1))
+    tree = ClusterTree(
+        leaf_of=leaf_of, linkage=linkage, default_k=6, levels=stored_levels(6, len(linkage) + 1)
+    )
     same = evaluate(tree.cut(6), labels.tolist())
     assert same["ari"] == pytest.approx(1.0)
     assert np.array_equal(tree.cut(tree.n_leaves), leaf_of)  # the finest level's labels are the leaf ids

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write as _atomic_write
-from .sources import Skipped
 from .names import LeafTerms
+from .sources import Skipped
 from .tree import ClusterTree
 
 FORMAT_VERSION = 1
@@ -355,7 +355,7 @@ def save(
     if session.tree is not None and (write_tree or not (folder / "hierarchy.csv").exists()):
         _atomic_write(folder / "hierarchy.csv", lambda f: write_hierarchy(session.paths, session.tree, f))
     elif session.tree is None and (folder / "hierarchy.csv").exists():
-        os.unlink(folder / "hierarchy.csv")  # a re-clustering without a tree: an old tree would mislead
+        (folder / "hierarchy.csv").unlink()  # a re-clustering without a tree: an old tree would mislead
     _atomic_write(folder / "session.json", lambda f: json.dump(_to_json(session), f, indent=1))
     session.path = folder
     if report:

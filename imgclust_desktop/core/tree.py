@@ -158,9 +158,7 @@ def micro_clusters(
         leaf = KMeans(n_clusters=m, n_init=1, random_state=seed, max_iter=100).fit_predict(x)
         return _compact(x, leaf)
     coarse_k = int(np.ceil(np.sqrt(m)))
-    coarse = MiniBatchKMeans(
-        n_clusters=coarse_k, random_state=seed, batch_size=4096, n_init=3
-    ).fit_predict(x)
+    coarse = MiniBatchKMeans(n_clusters=coarse_k, random_state=seed, batch_size=4096, n_init=3).fit_predict(x)
     leaf = np.empty(n, np.int64)
     next_id = 0
     for part in range(coarse_k):
@@ -369,7 +367,9 @@ def build_tree(
         meter.update(3, f"tree around the {chosen} groups")
         labels = _by_first_appearance(np.asarray(flat[chosen]))
         leaf_of, linkage = nested_tree(x, labels, seed=seed)
-        tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=chosen, levels=[1], k_curve=tree.k_curve)
+        tree = ClusterTree(
+            leaf_of=leaf_of, linkage=linkage, default_k=chosen, levels=[1], k_curve=tree.k_curve
+        )
     tree.default_k = chosen
     tree.levels = stored_levels(chosen, tree.n_leaves)
     meter.update(4, force=True)
