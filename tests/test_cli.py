@@ -92,6 +92,43 @@ def test_cluster_writes_a_session_where_the_three_groups_are_three_clusters(clus
     assert result.stderr == "", "no progress bar when stderr is not a terminal"
 
 
+def read_csv_columns(path: Path) -> dict[str, list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {name: [r[name] for r in rows] for name in rows[0]}
+
+
+def test_the_session_holds_a_cluster_tree_that_recut_moves_through_and_back(clustered, tmp_path):
+    _, original, _ = clustered
+    out = tmp_path / "session"
+    shutil.copytree(original, out)
+    meta = json.loads((out / "session.json").read_text())
+    tree = meta["tree"]
+    hierarchy = read_csv_columns(out / "hierarchy.csv")
+    columns = [c for c in hierarchy if c != "path"]
+    # path, then k<N> columns coarse to fine, each with exactly N groups; the default one is clusters.csv's.
+    assert columns == [f"k{k}" for k in tree["levels"]] and tree["levels"] == sorted(tree["levels"])
+    assert all(len(set(hierarchy[f"k{k}"])) == k for k in tree["levels"])
+    before = read_csv_columns(out / "clusters.csv")
+    assert hierarchy["path"] == before["path"]
+    assert hierarchy[f"k{tree['default_level']}"] == before["cluster"] and tree["level"] == GROUPS
+    assert all(c["name"] and not c["name"].startswith("Cluster ") for c in meta["clusters"])  # named
+    finer = cli("recut", out, "--finer")
+    assert finer.returncode == 0, finer.stderr + finer.stdout
+    after = read_csv_columns(out / "clusters.csv")
+    finer_level = json.loads((out / "session.json").read_text())["tree"]["level"]
+    assert finer_level > GROUPS and after["cluster"] == hierarchy[f"k{finer_level}"]
+    assert after["x"] == before["x"] and after["y"] == before["y"]  # no map work
+    assert (out / "features.npy").read_bytes() == (original / "features.npy").read_bytes()
+    back = cli("recut", out, "--k", str(GROUPS))
+    assert back.returncode == 0, back.stderr + back.stdout
+    assert read_csv_columns(out / "clusters.csv")["cluster"] == before["cluster"]
+    log = [e["op"] for e in json.loads((out / "session.json").read_text())["edits"]]
+    assert log[-2:] == ["recut", "recut"]
+    level = cli("cluster", out / "missing-folder", "--out", tmp_path / "x", "--level", "3", "--cluster", "kmeans")
+    assert level.returncode == 2 and "--level" in level.stderr
+
+
 def test_evaluate_against_folder_names(clustered):
     _, out, _ = clustered
     as_json = cli("evaluate", out, "--json")

@@ -126,23 +126,44 @@ def cluster_names(
     ranked: dict[int, list[str]] = {}  # the cluster's words, most shared first
     words: dict[int, int] = {}  # how many of them its name uses unless a sibling forces more
     if terms is not None and leaf_of is not None:
-        sizes = np.bincount(leaf_of, minlength=len(terms.ids))
-        for cid in ids:
-            leaves, counts = np.unique(leaf_of[labels == cid], return_counts=True)
-            mass: Counter = Counter()
-            # A leaf split between clusters (after edits) contributes its share of images.
-            for leaf, count in zip(leaves.tolist(), counts.tolist(), strict=True):
-                share = count / max(int(sizes[leaf]), 1)
-                for term, w in zip(terms.ids[leaf].tolist(), terms.weight[leaf].tolist(), strict=True):
-                    mass[term] += w * share
-            top = mass.most_common(TOP_TERMS)
+        for cid, top in zip(ids, _cluster_terms(labels, ids, terms, leaf_of), strict=True):
             ranked[cid] = [terms.vocabulary[t] for t, _ in top]
             words[cid] = 2 if len(top) > 1 and top[1][1] >= SECOND_TERM_SHARE * top[0][1] else 1
     else:
-        for cid in ids:
-            ranked[cid] = _folder_words(paths, np.flatnonzero(labels == cid))
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.asarray(ids + [max(ids, default=0) + 1]))
+        for i, cid in enumerate(ids):
+            ranked[cid] = _folder_words(paths, order[bounds[i] : bounds[i + 1]])
             words[cid] = 1
     return _distinct(ids, ranked, words, siblings)
+
+
+def _cluster_terms(
+    labels: np.ndarray, ids: list[int], terms: LeafTerms, leaf_of: np.ndarray
+) -> list[list[tuple[int, float]]]:
+    """Each cluster's words with their weight: the leaves' words, a leaf split between clusters (after
+    edits) counted by its share of images. One sparse product, so a re-cut into thousands stays fast."""
+    from scipy import sparse
+
+    m, vocab = len(terms.ids), len(terms.vocabulary)
+    keep = labels >= 0
+    slot = np.searchsorted(np.asarray(ids), labels[keep])
+    pairs = sparse.coo_matrix(
+        (np.ones(int(keep.sum())), (slot, leaf_of[keep])), shape=(len(ids), m)
+    ).tocsr()  # images of each cluster in each leaf
+    share = pairs @ sparse.diags(1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))
+    leaf_words = sparse.csr_matrix(
+        (terms.weight.ravel(), (np.repeat(np.arange(m), terms.ids.shape[1]), terms.ids.ravel())),
+        shape=(m, vocab),
+    )
+    mass = (share @ leaf_words).tocsr()
+    result = []
+    for row in range(len(ids)):
+        start, stop = mass.indptr[row], mass.indptr[row + 1]
+        cols, vals = mass.indices[start:stop], mass.data[start:stop]
+        order = np.argsort(-vals, kind="stable")[:TOP_TERMS]
+        result.append([(int(cols[i]), float(vals[i])) for i in order])
+    return result
 
 
 def _folder_words(paths: Sequence[str], rows: np.ndarray) -> list[str]:

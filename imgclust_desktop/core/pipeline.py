@@ -277,7 +277,9 @@ def _head_extractor(session: Session) -> object | None:
     if info.family not in ("efficientnet", "clip") or info.needs_download:
         return None
     try:
-        return registry.create(session.model_id, device="cpu", weights_path=session.params.get("weights_path"))
+        return registry.create(
+            session.model_id, device="cpu", weights_path=session.params.get("weights_path")
+        )
     except Exception:  # a model that cannot load here names nothing; folder names still do
         return None
 

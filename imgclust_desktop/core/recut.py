@@ -71,7 +71,8 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
-    handmade = {cid: info for cid, info in old.items() if info.node is None and np.any(session.labels == cid)}
+    present = set(np.unique(session.labels).tolist())
+    handmade = {cid: info for cid, info in old.items() if info.node is None and cid in present}
     for cid, info in sorted(handmade.items()):
         clusters[next_id] = dataclasses.replace(info, id=next_id)
         labels[session.labels == cid] = next_id
@@ -101,7 +102,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         )
     carried = set(node_to_new)
     for info in old.values():
-        if info.node is None or info.node in carried or not np.any(session.labels == info.id):
+        if info.node is None or info.node in carried or info.id not in present:
             continue
         if info.renamed:
             warnings.append(
@@ -153,9 +154,10 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
     tree = session.tree
     if tree is not None and session.level is not None:
         parent_cut = tree.cut(tree.coarser(session.level))
-        siblings = {}
-        for cid in session.cluster_ids():
-            siblings[cid] = int(parent_cut[int(np.flatnonzero(session.labels == cid)[0])])
+        ids, first = np.unique(session.labels, return_index=True)
+        siblings = {
+            int(c): int(parent_cut[r]) for c, r in zip(ids.tolist(), first.tolist(), strict=True) if c >= 0
+        }
     names = cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
     for cid, name in names.items():
         info = session.clusters.get(cid)

@@ -1,0 +1,69 @@
+"""Automatic cluster names: words the offline model's ImageNet head gives, short and distinct."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgclust_desktop.core.names import LeafTerms, cluster_names, leaf_terms, term_probabilities
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    from imgclust_desktop.core.models import registry
+
+    return registry.create("efficientnet-lite0", device="cpu")
+
+
+def photo_features(extractor, names: list[str]) -> np.ndarray:
+    """Features of scikit-image sample photos through the real model (no download: they ship in the wheel)."""
+    from skimage import data
+
+    images = []
+    for name in names:
+        pixels = getattr(data, name)()
+        images.append(np.stack([pixels] * 3, -1) if pixels.ndim == 2 else pixels[..., :3])
+    return extractor.embed(extractor.preprocess(images))
+
+
+def test_the_default_models_head_names_photos_from_their_stored_features(extractor):
+    features = photo_features(extractor, ["coffee", "chelsea", "rocket"])
+    vocabulary, probs = term_probabilities(extractor, features)
+    assert len(vocabulary) == 1000 and probs.shape == (3, 1000)
+    assert np.allclose(probs.astype(np.float32).sum(axis=1), 1.0, atol=1e-2)
+    top = [vocabulary[int(i)] for i in probs.argmax(axis=1)]
+    assert top[0] in {"espresso", "cup", "coffee mug", "eggnog"}, top
+    assert top[1] in {"tabby", "tiger cat", "Egyptian cat", "lynx"}, top
+    # Each image is its own "leaf": the cluster names are the words, one or two.
+    labels = np.arange(3)
+    terms = leaf_terms(vocabulary, probs, labels, 3)
+    names = cluster_names(labels, terms, labels, ["a/1.png", "b/2.png", "c/3.png"])
+    assert names[0].split(" · ")[0] == top[0] and len(set(names.values())) == 3
+
+
+def test_a_mid_level_layer_has_no_head_and_names_fall_back_to_folders():
+    class Layered:
+        layer = "blocks.4"
+
+    assert term_probabilities(Layered(), np.zeros((2, 112), np.float32)) is None
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    paths = ["x/cats/1", "x/cats/2", "x/dogs/3", "x/dogs/4", "x/dogs/5", "y/misc/6"]
+    names = cluster_names(labels, None, None, paths)
+    assert names == {0: "cats", 1: "dogs", 2: "misc"}
+    mixed = cluster_names(np.array([0, 0, 0]), None, None, ["a/p/1", "a/q/2", "a/r/3"])
+    assert mixed == {0: "Group 1"}
+
+
+def test_siblings_that_share_their_words_get_a_distinguishing_word_then_a_number():
+    vocabulary = ["cup", "espresso", "saucer", "plate"]
+    ids = np.array([[0, 1, 2, 3], [0, 1, 3, 2], [0, 1, 2, 3]], np.int32)
+    weight = np.array([[5, 4, 1, 0.5], [5, 4, 2, 0.5], [5, 4, 1, 0.5]], np.float32)
+    terms = LeafTerms(vocabulary, ids, weight)
+    labels = np.array([0, 1, 2])
+    names = cluster_names(labels, terms, labels, ["a", "b", "c"])
+    assert len(set(names.values())) == 3
+    assert names[1] == "cup · plate"  # its own next word
+    assert names[0].startswith("cup · ") and names[2].startswith("cup · ")
+    # Not siblings (different parents): the same words are fine.
+    apart = cluster_names(labels, terms, labels, ["a", "b", "c"], siblings={0: 0, 1: 1, 2: 2})
+    assert apart[0] == apart[2] == "cup · espresso"
