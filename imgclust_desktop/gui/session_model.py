@@ -221,14 +221,23 @@ class SessionModel(QObject):
         return int(np.unique(labels[labels >= 0]).size)
 
 
-def make_thumbnails(keys: list[str]) -> Any:
-    """A ThumbnailProvider over the on-disk thumbnail cache for these keys (None if views are absent)."""
+def make_thumbnails(keys: list[str], session: Any = None) -> Any:
+    """A ThumbnailProvider over the on-disk thumbnail cache for these keys (None if views are absent).
+
+    session: for a session of the person's own embeddings (nothing in the cache), files are decoded on
+    demand and rows flagged missing get a placeholder tile.
+    """
     try:
         from imgclust_desktop.core.cache import ThumbnailCache
         from imgclust_desktop.gui.thumbs import ThumbnailProvider
     except ModuleNotFoundError:
         return None
-    return ThumbnailProvider(list(keys), ThumbnailCache(), 128)
+    extra: dict[str, Any] = {}
+    if session is not None and getattr(session, "missing", None) is not None:
+        extra["missing"] = session.missing
+        if session.params.get("features_source") == "external":
+            extra["paths"] = session.paths
+    return ThumbnailProvider(list(keys), ThumbnailCache(), 128, **extra)
 
 
 class ReplaceSession(QUndoCommand):

@@ -460,6 +460,9 @@ class ScatterPanel(QWidget):
             lines.append(f"Folder: {self._folders[self._folder_index[index]]}")
         if getattr(session, "excluded", None) is not None and bool(session.excluded[index]):
             lines.append("Excluded from export")
+        missing = getattr(session, "missing", None)
+        if missing is not None and len(missing) > index and bool(missing[index]):
+            lines.append("File missing: not on disk (kept in the session)")
         image = self._provider.get(index) if self._provider is not None else None
         self.hover.show_image(index, image, "\n".join(lines))
         if at is not None:
