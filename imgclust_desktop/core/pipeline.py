@@ -300,6 +300,7 @@ def _cluster_stages(
         outlier_score=clustering.outlier_score,
         features=session.features,
         knn_distances=knn.distances if knn is not None else None,
+        knn_indices=knn.indices if knn is not None else None,
     )
     on_progress(Progress("analyse", 1, 1))
     timings["analyse"] = time.perf_counter() - clock
