@@ -180,8 +180,8 @@ def run(
         "missing": int(loaded.missing.sum()),
     }
     features = loaded.features
-    if features.dtype != np.float32:
-        features = np.asarray(features, np.float32)  # the stages work in float32
+    if features.dtype not in (np.float16, np.float32):
+        features = np.asarray(features, np.float32)  # float64: the stages read float32 (or float16) rows
     session = Session(
         paths=loaded.paths,
         features=features,
