@@ -267,7 +267,11 @@ def _cluster_stages(
         # One exact neighbour search for both UMAP runs (the map and the clustering space).
         clock = time.perf_counter()
         knn = nearest_neighbours(
-            reduced.data, umap_knn_size(len(reduced.data)), on_progress=on_progress, cancelled=cancelled
+            reduced.data,
+            umap_knn_size(len(reduced.data)),
+            on_progress=on_progress,
+            cancelled=cancelled,
+            seed=seed,
         )
         timings["neighbours"] = time.perf_counter() - clock
 
