@@ -161,3 +161,20 @@ def test_approximate_neighbours_report_progress_and_stop_when_cancelled(monkeypa
             data, 10, on_progress=seen.append, cancelled=lambda: next(calls) >= 2
         )
     assert seen and seen[0].stage == "neighbours"
+
+
+def test_big_maps_come_from_a_umap_sample_with_the_rest_placed_by_neighbours(monkeypatch):
+    # Above MAP_SAMPLE_ABOVE rows (lowered here) UMAP maps a sample; every other point lands among its
+    # neighbours: blobs stay apart and each point's map neighbours are mostly of its own blob.
+    from sklearn.neighbors import NearestNeighbors
+
+    from imgclust_desktop.core import embed as embed_module
+
+    monkeypatch.setattr(embed_module, "MAP_SAMPLE", 200)
+    x, y = make_blobs(n_samples=1500, centers=5, n_features=10, cluster_std=1.0, random_state=4)
+    x = x.astype(np.float32)
+    xy = embed(x, method="umap", seed=0, map_sample_above=1000)
+    assert xy.shape == (1500, 2) and np.isfinite(xy).all()
+    _, near = NearestNeighbors(n_neighbors=11).fit(xy).kneighbors(xy)
+    assert (y[near[:, 1:]] == y[:, None]).mean() > 0.95
+    np.testing.assert_array_equal(embed(x, method="umap", seed=0, map_sample_above=1000), xy)

@@ -230,6 +230,61 @@ def umap_transform(
         return np.asarray(model.fit_transform(data), dtype=np.float32)
 
 
+MAP_SAMPLE_ABOVE = 200_000  # above this many rows UMAP maps a sample and the rest is placed from it
+MAP_SAMPLE = 50_000
+PLACE_PASSES = 12
+
+
+def umap_sample_and_place(
+    data: np.ndarray,
+    knn: Neighbours,
+    *,
+    n_components: int = 2,
+    seed: int = 0,
+    sample_size: int = MAP_SAMPLE,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> np.ndarray:
+    """UMAP of a random sample, then every other row at the distance-weighted mean of its mapped neighbours.
+
+    knn: the neighbours of every row (the pipeline's search). Rows with no mapped neighbour yet wait for
+    the next pass, so placement spreads out from the sample along the graph (each pass O(n k)): 1M
+    rows cost a 50k-row UMAP plus a few graph passes. bench/map_epochs.py --sample reports how many of
+    each image's 10 nearest neighbours stay neighbours in the map, against UMAP on every row.
+    """
+    n = len(data)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, min(sample_size, n), replace=False))
+    meter = RateMeter("embed", PLACE_PASSES + 1, on_progress)
+    meter.update(0, f"umap map of a {len(sample):,}-image sample of {n:,}", force=True)
+    coords = np.zeros((n, n_components), np.float32)
+    coords[sample] = umap_transform(data[sample], n_components=n_components, seed=seed, cancelled=cancelled)
+    placed = np.zeros(n, bool)
+    placed[sample] = True
+    neighbours, distances = knn.indices[:, 1:], knn.distances[:, 1:]
+    for step in range(PLACE_PASSES):
+        todo = np.flatnonzero(~placed)
+        if not len(todo):
+            break
+        meter.update(step + 1, f"placing {len(todo):,} images by their mapped neighbours")
+        newly = []
+        for start in range(0, len(todo), 65536):
+            check_cancel(cancelled)
+            rows = todo[start : start + 65536]
+            nb = neighbours[rows]
+            weight = placed[nb] / (distances[rows] + 1e-6)
+            total = weight.sum(axis=1)
+            ok = total > 0
+            mean = np.einsum("ij,ijc->ic", weight[ok], coords[nb[ok]]) / total[ok, None]
+            coords[rows[ok]] = mean
+            newly.append(rows[ok])
+        placed[np.concatenate(newly)] = True  # after the pass: each pass reads the previous one's map
+    if not placed.all():  # cut off from every sampled row through the graph: the sample's centre
+        coords[~placed] = coords[placed].mean(axis=0)
+    meter.update(PLACE_PASSES + 1, force=True)
+    return coords
+
+
 def _pca(data: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
@@ -258,10 +313,12 @@ def embed(
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
     knn: Neighbours | None = None,
+    map_sample_above: int = MAP_SAMPLE_ABOVE,
 ) -> np.ndarray:
     """Map rows of data to n_components (2) dimensions for display; float32 [n, n_components].
 
     knn: the rows' nearest_neighbours for UMAP, shared with the clustering space (computed when None).
+    Above map_sample_above rows UMAP maps a sample and the rest is placed (umap_sample_and_place).
     """
     if method not in METHODS:
         raise ValueError(f"unknown embedding {method!r}; choose one of {', '.join(METHODS)}")
@@ -273,6 +330,12 @@ def embed(
     if n < 5 or method == "pca":
         # Neighbour-graph methods need a handful of points; PCA gives a faithful map of a tiny set.
         coords = _pca(data, n_components, seed)
+    elif method == "umap" and n > map_sample_above:
+        if knn is None or len(knn.indices) != n:
+            knn = nearest_neighbours(data, umap_knn_size(n), cancelled=cancelled, seed=seed)
+        coords = umap_sample_and_place(
+            data, knn, n_components=n_components, seed=seed, on_progress=on_progress, cancelled=cancelled
+        )
     elif method == "umap":
         coords = umap_transform(data, n_components=n_components, seed=seed, cancelled=cancelled, knn=knn)
     else:
