@@ -65,7 +65,9 @@ LIBS = {"pynndescent": run_pynndescent, "hnswlib": run_hnswlib, "faiss": run_fai
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--dim", type=int, default=50)
     parser.add_argument("--k", type=int, default=15)
