@@ -24,6 +24,9 @@ def test_import_embeddings_clusters_in_the_worker_and_flags_missing_files(qtbot,
     assert session is not None and len(session.paths) == 45
     assert session.missing.tolist() == [False] * 30 + [True] * 15
     assert "15 files not on disk" in window.status_label.text()
+    assert (
+        window.can_recluster() and window.inputs == []
+    )  # Run re-clusters; it never scans the .npy as images
 
     # the hover card says the file is missing; its thumbnail is the placeholder tile, an on-disk one decodes
     window.scatter._show_hover(40, None)

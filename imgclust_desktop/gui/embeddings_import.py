@@ -56,9 +56,10 @@ class EmbeddingsImport(QObject):
     def _finished(self, result: tuple[Any, list[str]]) -> None:
         window = self.window
         session, _ = result
+        window.inputs = [session.inputs[0]] if session.inputs else []  # the window title names the .npy
         window._run_finished(result)
-        window.inputs = list(session.inputs)
-        # Re-clustering reuses the stored features: the panel's model choice does not apply to them.
+        # Run re-clusters the stored features; there are no image folders to run the model on again.
+        window.inputs = []
         window._extraction = window.settings_panel.extraction_fields()
         missing = int(session.missing.sum())
         if missing:
