@@ -58,7 +58,9 @@ class SessionModel(QObject):
         """Change the selection: replace it, add rows to it or subtract rows from it."""
         if mode not in SELECT_MODES:
             raise ValueError(f"mode must be one of {SELECT_MODES}, not {mode!r}")
-        rows = np.unique(np.asarray(indices, dtype=np.int64).ravel())
+        rows = np.asarray(indices, dtype=np.int64).ravel()
+        if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):  # a lasso's rows come sorted: skip unique
+            rows = np.unique(rows)
         rows = rows[(rows >= 0) & (rows < self.row_count())]
         if mode == "add":
             rows = np.union1d(self.selection, rows)

@@ -257,10 +257,13 @@ class PointCloudItem(pg.GraphicsObject):
         """float32 x, y and opaque ARGB colours (full and faded) of the drawn points, in draw order."""
         if self._raster_cache is None:
             order = self._draw_order
-            rgb = self.palette[self.color_index[order]].astype(np.uint32)
-            colour = 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+            rgb = self.palette.astype(np.uint32)  # per palette entry, then one gather per point
             faded_rgb = (rgb * 3 + 255 * 7) // 10  # 30 % colour on white, as the dots fade with a selection
-            faded = 0xFF000000 | (faded_rgb[:, 0] << 16) | (faded_rgb[:, 1] << 8) | faded_rgb[:, 2]
+            slots = self.color_index[order]
+            colour = (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32)[slots]
+            faded = (0xFF000000 | (faded_rgb[:, 0] << 16) | (faded_rgb[:, 1] << 8) | faded_rgb[:, 2]).astype(
+                np.uint32
+            )[slots]
             xy = self.coords[order].astype(np.float32)
             self._raster_cache = (
                 np.ascontiguousarray(xy[:, 0]),
@@ -410,9 +413,9 @@ def _thumbnail_footprint(coords: np.ndarray) -> float:
         dist, _ = cKDTree(coords).query(sample, k=2)
         nn = float(np.median(dist[:, 1])) or uniform
     else:
-        # A tree over 1M points takes about a second to build: measure the spacing within a 50k sample
+        # A tree over 1M points takes about a second to build: measure the spacing within a 20k sample
         # and scale it, as nearest-neighbour distance goes with 1 / sqrt(density).
-        m = 50_000
+        m = 20_000
         sample = coords[np.random.default_rng(0).choice(n, m, replace=False)]
         dist, _ = cKDTree(sample).query(sample, k=2)
         nn = float(np.median(dist[:, 1]) * np.sqrt(m / n)) or uniform
