@@ -14,8 +14,9 @@ PROJECTION_DIMS = 64  # duplicate candidates are found in this many dimensions, 
 BLOCK_ROWS = 512  # rows per similarity block: bounds memory at 100k images (512 x 100k floats)
 MEDOID_REFERENCE = 20_000  # members a big cluster's medoid is scored against (a fixed random sample)
 # Above this many rows duplicate candidates come from the k-nearest-neighbour graph (O(n k)) instead of
-# the all-pairs sweep (O(n^2) in the worst case; 35 % of all pairs on Fashion-MNIST 70k).
-GRAPH_DUPLICATES_ABOVE = 100_000
+# the all-pairs sweep (O(n^2) in the worst case; 35 % of all pairs on Fashion-MNIST 70k; 180 s of a
+# 100k x 64 Gaussian mixture run on the loaded machine). Same size as the approximate-neighbour switch.
+GRAPH_DUPLICATES_ABOVE = 50_000
 DUPLICATE_NEIGHBOURS = 16
 
 
