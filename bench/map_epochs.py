@@ -8,6 +8,8 @@ features.npy is reused, so nothing is extracted again. For each epoch count (0 =
 reports two things: the share of each image's 10 nearest map neighbours that are in its own class,
 and the share of its 10 nearest neighbours in the reduced space that stay among its 10 in the map.
 With --png it also draws each map coloured by class, so the layouts can be compared by eye.
+With --sample N1 N2 ... it also times the big-set map (embed.umap_sample_and_place: UMAP on N rows, the
+rest placed at the weighted mean of their mapped neighbours) and reports the same two figures for it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imgclust_desktop.core.embed import nearest_neighbours, umap_knn_size, umap_transform  # noqa: E402
+from imgclust_desktop.core.embed import (  # noqa: E402
+    nearest_neighbours,
+    umap_knn_size,
+    umap_sample_and_place,
+    umap_transform,
+)
 from imgclust_desktop.core.evaluate import truth_from_paths  # noqa: E402
 from imgclust_desktop.core.reduce import reduce  # noqa: E402
 from imgclust_desktop.gui.colors import labels_rgb  # noqa: E402
@@ -52,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("session", type=Path)
     parser.add_argument("--epochs", type=int, nargs="+", default=[100, 0])
     parser.add_argument("--png", type=Path, help="write map-<epochs>.png here")
+    parser.add_argument(
+        "--sample", type=int, nargs="*", default=[], help="also map a sample of N, place the rest"
+    )
     args = parser.parse_args(argv)
 
     features = np.load(args.session / "features.npy")
@@ -64,20 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(features):,} images, {features.shape[1]}-d features, {len(np.unique(classes))} classes")
     print("| epochs | map seconds | 10-NN in own class | 10-NN kept from the reduced space |")
     print("|---|---|---|---|")
-    for epochs in args.epochs:
+    runs = [(e, None) for e in args.epochs] + [(0, n) for n in args.sample]
+    for epochs, sample in runs:
         clock = time.perf_counter()
-        xy = umap_transform(reduced.data, n_components=2, seed=0, knn=knn, n_epochs=epochs or None)
+        if sample:
+            xy = umap_sample_and_place(reduced.data, knn, seed=0, sample_size=sample)
+        else:
+            xy = umap_transform(reduced.data, n_components=2, seed=0, knn=knn, n_epochs=epochs or None)
         seconds = time.perf_counter() - clock
         low = neighbours_2d(xy)
         same_class = float((classes[low] == classes[:, None]).mean())
         kept = float(
             np.mean([len(np.intersect1d(a, b)) for a, b in zip(high, low, strict=True)]) / NEIGHBOURS
         )
-        label = epochs or "UMAP default"
+        label = f"UMAP default on a {sample:,} sample, rest placed" if sample else (epochs or "UMAP default")
         print(f"| {label} | {seconds:.1f} | {same_class:.3f} | {kept:.3f} |", flush=True)
         if args.png:
             args.png.mkdir(parents=True, exist_ok=True)
-            draw(xy, classes, args.png / f"map-{epochs or 'default'}.png")
+            draw(xy, classes, args.png / f"map-{f'sample{sample}' if sample else epochs or 'default'}.png")
     return 0
 
 

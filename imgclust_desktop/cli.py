@@ -71,8 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("cluster", help="cluster images into a session folder", **kw)
     add = run.add_argument
-    add("inputs", nargs="+", metavar="INPUT", help="folders and/or image files (searched recursively)")
+    add("inputs", nargs="*", metavar="INPUT", help="folders and/or image files (searched recursively)")
     add("--out", required=True, metavar="SESSION", help="session folder to write")
+    add(
+        "--features",
+        metavar="FILE.npy|DIR",
+        help="your own embeddings (N x D), or a folder with features.npy + paths.txt",
+    )
+    add("--paths", metavar="FILE.txt", help="with --features: one image path per row, same order")
     add("--model", metavar="ID", help="feature extractor, see `imgclust models` (default efficientnet-lite0)")
     add("--weights", metavar="FILE", help="local weights file for the model")
     add("--layer", help="network layer to take features from (CNN models)")
@@ -270,7 +276,6 @@ class Interrupt:
 
 
 def cmd_cluster(args, progress, cancelled) -> int:
-    from imgclust_desktop.core import pipeline
     from imgclust_desktop.core import session as session_io
     from imgclust_desktop.core.cluster import ClusterParams
     from imgclust_desktop.core.models.registry import DEFAULT_MODEL, get_info
@@ -279,6 +284,7 @@ def cmd_cluster(args, progress, cancelled) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "session.json").exists())):
         raise BadArguments(f"--out {out} exists and is not a session folder; choose a new or empty folder")
+    _check_feature_inputs(args)
     model_id = args.model or DEFAULT_MODEL
     try:
         get_info(model_id)
@@ -294,18 +300,10 @@ def cmd_cluster(args, progress, cancelled) -> int:
     if args.k_range:
         params.k_range = args.k_range
     same_names = ("layer", "embedding", "seed", "device", "cache_dir", "batch_size", "workers", "input_size")
-    request = pipeline.PipelineRequest(
-        inputs=[os.path.abspath(os.path.expanduser(p)) for p in args.inputs],
-        model_id=model_id,
-        weights_path=args.weights,
-        cluster=params,
-        pca_components=args.pca,
-        include=list(args.include),
-        exclude=list(args.exclude),
-        use_cache=not args.no_cache,
-        **{name: getattr(args, name) for name in same_names},
-    )
-    session = pipeline.run(request, on_progress=progress, cancelled=cancelled)
+    if args.features:
+        session = _session_from_features(args, params, progress, cancelled)
+    else:
+        session = _session_from_images(args, params, model_id, same_names, progress, cancelled)
     progress(Progress("saving", 0, 1, message="montages and report" if not args.no_report else ""))
     session_io.save(session, out, report=not args.no_report)
     progress(Progress("saving", 1, 1))
@@ -330,8 +328,59 @@ def cmd_cluster(args, progress, cancelled) -> int:
         print(f"  skipped {skipped.path}: {skipped.reason}")
     if len(session.skipped) > 10:
         print(f"  … and {len(session.skipped) - 10} more skipped (listed in session.json)")
+    missing = int(session.missing.sum())
+    if missing:
+        print(f"  {missing} path(s) not on disk: kept in the session, flagged missing")
     print(f"session written to {out}" + ("" if args.no_report else f" (open {out / 'report.html'})"))
     return 0
+
+
+def _check_feature_inputs(args) -> None:
+    """INPUT folders or --features, never both; --paths only with --features."""
+    if args.features and args.inputs:
+        raise BadArguments("give either INPUT folders/files or --features, not both")
+    if not args.features and not args.inputs:
+        raise BadArguments("give INPUT folders/files, or --features FILE.npy --paths FILE.txt")
+    if args.paths and not args.features:
+        raise BadArguments("--paths goes with --features (one image path per feature row)")
+    if args.features and (args.model or args.weights or args.layer or args.input_size):
+        raise BadArguments(
+            "--model/--weights/--layer/--input-size do not apply to --features (no model runs)"
+        )
+
+
+def _session_from_features(args, params, progress, cancelled):
+    from imgclust_desktop.core import embeddings
+
+    request = embeddings.FeaturesRequest(
+        features=args.features,
+        paths=args.paths,
+        embedding=args.embedding,
+        cluster=params,
+        pca_components=args.pca,
+        seed=args.seed,
+    )
+    try:
+        return embeddings.run(request, on_progress=progress, cancelled=cancelled)
+    except embeddings.EmbeddingsError as exc:
+        raise BadArguments(str(exc)) from None
+
+
+def _session_from_images(args, params, model_id, same_names, progress, cancelled):
+    from imgclust_desktop.core import pipeline
+
+    request = pipeline.PipelineRequest(
+        inputs=[os.path.abspath(os.path.expanduser(p)) for p in args.inputs],
+        model_id=model_id,
+        weights_path=args.weights,
+        cluster=params,
+        pca_components=args.pca,
+        include=list(args.include),
+        exclude=list(args.exclude),
+        use_cache=not args.no_cache,
+        **{name: getattr(args, name) for name in same_names},
+    )
+    return pipeline.run(request, on_progress=progress, cancelled=cancelled)
 
 
 def cmd_similar(args, progress, cancelled) -> int:
@@ -347,6 +396,11 @@ def cmd_similar(args, progress, cancelled) -> int:
     else:
         if not os.path.isfile(image):
             raise BadArguments(f"{args.image}: no such image file")
+        if session.model_id == "external":
+            raise BadArguments(
+                "this session's features came from a file (--features), so images outside it cannot be "
+                "embedded the same way; give an image of the session"
+            )
         vector = pipeline.features_for_images(
             session, [image], device=args.device, on_progress=progress, cancelled=cancelled
         )

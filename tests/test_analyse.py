@@ -123,3 +123,36 @@ def test_mean_image_of_black_and_white_squares_is_grey():
     assert mean.shape == (32, 32, 3) and mean.dtype == np.uint8
     assert abs(int(mean[16, 16, 0]) - 128) <= 1
     assert mean_image([], size=16).shape == (16, 16, 3)
+
+
+def test_graph_duplicates_equal_the_exact_sweep_when_the_graph_holds_the_copies():
+    # The near-linear path (candidate pairs from a k-nearest-neighbour graph, used above
+    # GRAPH_DUPLICATES_ABOVE rows) finds the same groups, numbered the same way, as the all-pairs sweep.
+    from imgclust_desktop.core.analyse import duplicate_groups_from_neighbours
+    from imgclust_desktop.core.embed import nearest_neighbours
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(2000, 64)).astype(np.float32)
+    for source in rng.choice(2000, 120, replace=False):
+        features[rng.integers(2000)] = features[source] + rng.normal(scale=rng.uniform(0.05, 0.3), size=64)
+    exact = duplicate_groups(features, threshold=0.97)
+    knn = nearest_neighbours(features, 16)
+    graph = duplicate_groups_from_neighbours(features, knn.indices, threshold=0.97, chunk=300)
+    assert (exact >= 0).sum() > 40
+    np.testing.assert_array_equal(graph, exact)
+    via_analyse = analyse(features, np.zeros(2000, np.int64), features=features, graph_duplicates_above=0)
+    np.testing.assert_array_equal(via_analyse.duplicate_group, exact)
+
+
+def test_big_cluster_medoid_from_a_sample_is_as_central_as_the_exact_one():
+    from imgclust_desktop.core.analyse import medoid
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6000, 10)).astype(np.float32)
+    exact = medoid(x, max_candidates=6000, max_reference=6000)
+    sampled = medoid(x, max_candidates=500, max_reference=1000)
+
+    def total(i):
+        return np.linalg.norm(x - x[i], axis=1).sum()
+
+    assert total(sampled) <= total(exact) * 1.001  # within 0.1 % of the least summed distance

@@ -124,3 +124,57 @@ def test_a_shared_neighbour_search_gives_the_same_map_as_a_fresh_one(blobs):
     x, _ = blobs
     knn = nearest_neighbours(x, umap_knn_size(len(x)))
     np.testing.assert_array_equal(embed(x, seed=2, knn=knn), embed(x, seed=2))
+
+
+def test_approximate_neighbours_at_small_n_match_the_exact_search():
+    # The HNSW path (used above APPROXIMATE_ABOVE rows) run at 3,000 rows by lowering the threshold:
+    # recall@15 against brute force, self first at distance 0, sorted distances, same seed same result.
+    from imgclust_desktop.core.embed import nearest_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 20))
+    data = (centres[rng.integers(0, 30, 3000)] + rng.normal(scale=0.4, size=(3000, 20))).astype(np.float32)
+    data[7] = data[5]  # an exact copy: it must not push a row's own index out of first place
+    exact = nearest_neighbours(data, 15)
+    approx = nearest_neighbours(data, 15, approximate_above=1000, seed=3)
+    assert approx.indices.shape == (3000, 15) and approx.indices.dtype == np.int64
+    assert (approx.indices[:, 0] == np.arange(3000)).all() and (approx.distances[:, 0] == 0).all()
+    assert (np.diff(approx.distances, axis=1) >= -1e-5).all()
+    recall = np.mean([len(set(a) & set(e)) / 15 for a, e in zip(approx.indices, exact.indices, strict=True)])
+    assert recall > 0.97
+    np.testing.assert_allclose(
+        approx.distances[:, 1:], exact.distances[:, 1:], atol=0.05 * exact.distances.max()
+    )
+    again = nearest_neighbours(data, 15, approximate_above=1000, seed=3)
+    np.testing.assert_array_equal(again.indices, approx.indices)
+
+
+def test_approximate_neighbours_report_progress_and_stop_when_cancelled(monkeypatch):
+    from imgclust_desktop.core import embed as embed_module
+
+    monkeypatch.setattr(embed_module, "ANN_CHUNK", 1000)  # five chunks: the third check cancels
+    data = np.random.default_rng(1).normal(size=(5000, 8)).astype(np.float32)
+    seen = []
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        embed_module.approximate_neighbours(
+            data, 10, on_progress=seen.append, cancelled=lambda: next(calls) >= 2
+        )
+    assert seen and seen[0].stage == "neighbours"
+
+
+def test_big_maps_come_from_a_umap_sample_with_the_rest_placed_by_neighbours(monkeypatch):
+    # Above MAP_SAMPLE_ABOVE rows (lowered here) UMAP maps a sample; every other point lands among its
+    # neighbours: blobs stay apart and each point's map neighbours are mostly of its own blob.
+    from sklearn.neighbors import NearestNeighbors
+
+    from imgclust_desktop.core import embed as embed_module
+
+    monkeypatch.setattr(embed_module, "MAP_SAMPLE", 200)
+    x, y = make_blobs(n_samples=1500, centers=5, n_features=10, cluster_std=1.0, random_state=4)
+    x = x.astype(np.float32)
+    xy = embed(x, method="umap", seed=0, map_sample_above=1000)
+    assert xy.shape == (1500, 2) and np.isfinite(xy).all()
+    _, near = NearestNeighbors(n_neighbors=11).fit(xy).kneighbors(xy)
+    assert (y[near[:, 1:]] == y[:, None]).mean() > 0.95
+    np.testing.assert_array_equal(embed(x, method="umap", seed=0, map_sample_above=1000), xy)

@@ -51,3 +51,29 @@ def test_none_and_oversized_requests_keep_normalised_features():
     assert reduce(features, n_components=500).n_components <= 10
     with pytest.raises(ValueError):
         reduce(features, n_components=1.5)
+
+
+@pytest.mark.parametrize("n_components", [10, 0.8])
+def test_chunked_pca_gives_the_in_memory_components(n_components):
+    # reduce() switches to reduce_chunked above CHUNKED_ABOVE values (1M x 1280 features, memory-mapped
+    # float16): the same projection, kept variance and component count as sklearn's PCA on the whole array.
+    from imgclust_desktop.core.reduce import reduce_chunked
+
+    rng = np.random.default_rng(0)
+    features = np.abs(rng.normal(size=(3000, 40)) @ rng.normal(size=(40, 40))).astype(np.float32)
+    whole = reduce(features, n_components=n_components)
+    chunked = reduce_chunked(features, n_components=n_components, chunk=700)
+    assert chunked.n_components == whole.n_components
+    assert chunked.variance_kept == pytest.approx(whole.variance_kept, rel=1e-5)
+    np.testing.assert_allclose(chunked.data, whole.data, atol=2e-4)
+    half = reduce_chunked(features.astype(np.float16), n_components=n_components, chunk=700)
+    np.testing.assert_allclose(half.data, whole.data, atol=5e-3)  # float16 storage: ~3 significant digits
+
+
+def test_reduce_takes_the_chunked_path_above_its_size(monkeypatch):
+    from imgclust_desktop.core import reduce as reduce_module
+
+    monkeypatch.setattr(reduce_module, "CHUNKED_ABOVE", 1000)
+    features = np.random.default_rng(1).normal(size=(500, 20)).astype(np.float16)
+    result = reduce_module.reduce(features, n_components=5)
+    assert result.pca is None and result.data.shape == (500, 5)  # no sklearn PCA object: the chunked path

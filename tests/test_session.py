@@ -201,3 +201,24 @@ def _edit_csv_cell(folder: Path, column: str, value: str) -> None:
     rows[3][rows[0].index(column)] = value
     with open(folder / "clusters.csv", "w", newline="") as f:
         csv.writer(f).writerows(rows)
+
+
+def test_large_features_are_saved_as_float16_and_loaded_memory_mapped(real_session, tmp_path, monkeypatch):
+    # Above FLOAT16_ABOVE_BYTES (1 GiB as float32; 1M x 1280) features.npy is float16, written in row
+    # chunks, and load() maps it instead of reading it; an autosave keeps the float16 file as it is.
+    monkeypatch.setattr(session_io, "FLOAT16_ABOVE_BYTES", 100)
+    folder = tmp_path / "session"
+    session_io.save(real_session, folder, report=False)
+    stored = np.load(folder / "features.npy", allow_pickle=False)
+    assert stored.dtype == np.float16
+    np.testing.assert_allclose(stored, real_session.features, rtol=1e-3, atol=1e-3)
+    back = session_io.load(folder)
+    assert isinstance(back.features, np.memmap) and back.features.dtype == np.float16
+    before = (folder / "features.npy").stat().st_mtime_ns
+    back.rename(0, "kept")
+    session_io.save(back, folder, report=False, write_features=False)
+    assert (folder / "features.npy").stat().st_mtime_ns == before
+    assert session_io.load(folder).name_of(0) == "kept"
+    monkeypatch.setattr(session_io, "FLOAT16_ABOVE_BYTES", 1 << 30)
+    session_io.save(back, tmp_path / "small", report=False)  # small again: float32 on disk
+    assert np.load(tmp_path / "small" / "features.npy").dtype == np.float32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -69,6 +70,11 @@ class Neighbours:
 
 
 KNN_CHUNK = 2048  # query rows per step: a cancel point, and 2048 x n float64 distances at a time
+# Above this many rows the search is approximate (HNSW, bench/ann.py): exact search costs n^2 dim
+# (measured growth n^1.72 up to 70k) while HNSW costs ~n log n at recall@15 ~0.99.
+APPROXIMATE_ABOVE = 50_000
+ANN_CHUNK = 20_000  # rows added / queried per step: cancel points and progress
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 16, 100, 50  # bench/ann.py: recall@15 ~0.99 at 200k x 50
 
 
 def nearest_neighbours(
@@ -77,12 +83,15 @@ def nearest_neighbours(
     *,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
+    approximate_above: int = APPROXIMATE_ABOVE,
+    seed: int = 0,
 ) -> Neighbours:
-    """Exact k nearest neighbours by brute force (BLAS), in chunks that check the cancel flag.
+    """k nearest neighbours: exact by brute force (BLAS) up to approximate_above rows, else approximate
+    (an HNSW graph, see approximate_neighbours); both in chunks that check the cancel flag.
 
     UMAP's own neighbour search is the slow part of a small map: under 4,096 rows it fills the full
     distance matrix through a Python callback per pair (1.6 M calls, ~2 s for 1,797 rows), above that
-    it runs NN-descent, which cannot be cancelled. One exact search here serves both UMAP runs (the 2-D
+    it runs NN-descent, which cannot be cancelled. One search here serves both UMAP runs (the 2-D
     map and the clustering space) through `precomputed_knn`.
     """
     from sklearn.neighbors import NearestNeighbors
@@ -90,6 +99,8 @@ def nearest_neighbours(
     data = np.ascontiguousarray(data, dtype=np.float32)
     n = len(data)
     k = int(min(max(1, k), n))
+    if n > approximate_above and k < n:
+        return approximate_neighbours(data, k, on_progress=on_progress, cancelled=cancelled, seed=seed)
     index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(data)
     indices = np.empty((n, k), np.int64)
     distances = np.empty((n, k), np.float32)
@@ -106,6 +117,58 @@ def nearest_neighbours(
         indices[start:stop] = np.take_along_axis(idx, order, axis=1)
         distances[start:stop] = np.take_along_axis(np.maximum(dist, 0.0), order, axis=1)
     meter.update(n, force=True)
+    return Neighbours(indices, distances)
+
+
+def approximate_neighbours(
+    data: np.ndarray,
+    k: int,
+    *,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+    seed: int = 0,
+) -> Neighbours:
+    """Approximate k nearest neighbours with an HNSW graph (hnswlib), self first at distance 0.
+
+    The graph is built on one thread (same seed, same graph: runs are reproducible) in chunks that are
+    cancel points; queries run on every core (they do not change the graph). Recall@15 against exact
+    search is measured by bench/ann.py.
+    """
+    import hnswlib
+
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    n, dim = data.shape
+    meter = RateMeter("neighbours", 2 * n, on_progress)
+    index = hnswlib.Index(space="l2", dim=dim)
+    index.init_index(max_elements=n, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M, random_seed=seed)
+    for start in range(0, n, ANN_CHUNK):
+        check_cancel(cancelled)
+        meter.update(start, f"indexing {n} images for {k} nearest neighbours")
+        stop = min(n, start + ANN_CHUNK)
+        index.add_items(data[start:stop], np.arange(start, stop), num_threads=1)
+    index.set_ef(max(HNSW_EF_SEARCH, 2 * k))
+    indices = np.empty((n, k), np.int64)
+    distances = np.empty((n, k), np.float32)
+    threads = os.cpu_count() or 1
+    for start in range(0, n, ANN_CHUNK):
+        check_cancel(cancelled)
+        meter.update(n + start, f"{k} nearest neighbours of {n} images")
+        stop = min(n, start + ANN_CHUNK)
+        idx, d2 = index.knn_query(data[start:stop], k=k, num_threads=threads)
+        idx = idx.astype(np.int64)
+        dist = np.sqrt(np.maximum(d2, 0.0))
+        # Put each row itself first at distance 0, as the exact search does (HNSW may miss it among
+        # exact copies, or list a copy first): drop it wherever it is, else drop the farthest.
+        rows = np.arange(start, stop)
+        own = idx == rows[:, None]
+        drop = np.where(own.any(axis=1), own.argmax(axis=1), k - 1)
+        keep = np.ones_like(own)
+        keep[np.arange(len(rows)), drop] = False
+        indices[start:stop, 0] = rows
+        distances[start:stop, 0] = 0.0
+        indices[start:stop, 1:] = idx[keep].reshape(len(rows), k - 1)
+        distances[start:stop, 1:] = dist[keep].reshape(len(rows), k - 1)
+    meter.update(2 * n, force=True)
     return Neighbours(indices, distances)
 
 
@@ -167,6 +230,61 @@ def umap_transform(
         return np.asarray(model.fit_transform(data), dtype=np.float32)
 
 
+MAP_SAMPLE_ABOVE = 200_000  # above this many rows UMAP maps a sample and the rest is placed from it
+MAP_SAMPLE = 50_000
+PLACE_PASSES = 12
+
+
+def umap_sample_and_place(
+    data: np.ndarray,
+    knn: Neighbours,
+    *,
+    n_components: int = 2,
+    seed: int = 0,
+    sample_size: int = MAP_SAMPLE,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> np.ndarray:
+    """UMAP of a random sample, then every other row at the distance-weighted mean of its mapped neighbours.
+
+    knn: the neighbours of every row (the pipeline's search). Rows with no mapped neighbour yet wait for
+    the next pass, so placement spreads out from the sample along the graph (each pass O(n k)): 1M
+    rows cost a 50k-row UMAP plus a few graph passes. bench/map_epochs.py --sample reports how many of
+    each image's 10 nearest neighbours stay neighbours in the map, against UMAP on every row.
+    """
+    n = len(data)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, min(sample_size, n), replace=False))
+    meter = RateMeter("embed", PLACE_PASSES + 1, on_progress)
+    meter.update(0, f"umap map of a {len(sample):,}-image sample of {n:,}", force=True)
+    coords = np.zeros((n, n_components), np.float32)
+    coords[sample] = umap_transform(data[sample], n_components=n_components, seed=seed, cancelled=cancelled)
+    placed = np.zeros(n, bool)
+    placed[sample] = True
+    neighbours, distances = knn.indices[:, 1:], knn.distances[:, 1:]
+    for step in range(PLACE_PASSES):
+        todo = np.flatnonzero(~placed)
+        if not len(todo):
+            break
+        meter.update(step + 1, f"placing {len(todo):,} images by their mapped neighbours")
+        newly = []
+        for start in range(0, len(todo), 65536):
+            check_cancel(cancelled)
+            rows = todo[start : start + 65536]
+            nb = neighbours[rows]
+            weight = placed[nb] / (distances[rows] + 1e-6)
+            total = weight.sum(axis=1)
+            ok = total > 0
+            mean = np.einsum("ij,ijc->ic", weight[ok], coords[nb[ok]]) / total[ok, None]
+            coords[rows[ok]] = mean
+            newly.append(rows[ok])
+        placed[np.concatenate(newly)] = True  # after the pass: each pass reads the previous one's map
+    if not placed.all():  # cut off from every sampled row through the graph: the sample's centre
+        coords[~placed] = coords[placed].mean(axis=0)
+    meter.update(PLACE_PASSES + 1, force=True)
+    return coords
+
+
 def _pca(data: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
@@ -195,10 +313,12 @@ def embed(
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
     knn: Neighbours | None = None,
+    map_sample_above: int = MAP_SAMPLE_ABOVE,
 ) -> np.ndarray:
     """Map rows of data to n_components (2) dimensions for display; float32 [n, n_components].
 
     knn: the rows' nearest_neighbours for UMAP, shared with the clustering space (computed when None).
+    Above map_sample_above rows UMAP maps a sample and the rest is placed (umap_sample_and_place).
     """
     if method not in METHODS:
         raise ValueError(f"unknown embedding {method!r}; choose one of {', '.join(METHODS)}")
@@ -210,6 +330,12 @@ def embed(
     if n < 5 or method == "pca":
         # Neighbour-graph methods need a handful of points; PCA gives a faithful map of a tiny set.
         coords = _pca(data, n_components, seed)
+    elif method == "umap" and n > map_sample_above:
+        if knn is None or len(knn.indices) != n:
+            knn = nearest_neighbours(data, umap_knn_size(n), cancelled=cancelled, seed=seed)
+        coords = umap_sample_and_place(
+            data, knn, n_components=n_components, seed=seed, on_progress=on_progress, cancelled=cancelled
+        )
     elif method == "umap":
         coords = umap_transform(data, n_components=n_components, seed=seed, cancelled=cancelled, knn=knn)
     else:

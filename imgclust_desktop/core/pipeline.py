@@ -315,7 +315,11 @@ def _cluster_stages(
         # One exact neighbour search for both UMAP runs (the map and the clustering space).
         clock = time.perf_counter()
         knn = nearest_neighbours(
-            reduced.data, umap_knn_size(len(reduced.data)), on_progress=on_progress, cancelled=cancelled
+            reduced.data,
+            umap_knn_size(len(reduced.data)),
+            on_progress=on_progress,
+            cancelled=cancelled,
+            seed=seed,
         )
         timings["neighbours"] = time.perf_counter() - clock
 
@@ -348,6 +352,7 @@ def _cluster_stages(
         outlier_score=clustering.outlier_score,
         features=session.features,
         knn_distances=knn.distances if knn is not None else None,
+        knn_indices=knn.indices if knn is not None else None,
     )
     on_progress(Progress("analyse", 1, 1))
     timings["analyse"] = time.perf_counter() - clock

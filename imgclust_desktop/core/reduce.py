@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Above this many feature values (256 MiB as float32) the PCA runs in row chunks over the (possibly
+# memory-mapped float16) features: no n x dim float32 copy, whose 5 GB at 1M x 1280 alone breaks 8 GB.
+CHUNKED_ABOVE = 64 * 1024 * 1024
+CHUNK_ROWS = 16384
+
 
 @dataclass
 class Reduced:
@@ -26,9 +31,17 @@ def reduce(features: np.ndarray, *, n_components: int | float | None = 50, seed:
     """L2-normalise rows, then PCA to n components (int) or to a kept-variance fraction (float in (0,1])."""
     from sklearn.decomposition import PCA
 
+    shape = np.shape(features)
+    if len(shape) != 2 or shape[0] == 0:
+        raise ValueError(f"features must be a non-empty 2-D array, got shape {shape}")
+    if (
+        shape[0] * shape[1] > CHUNKED_ABOVE
+        and n_components is not None
+        and min(shape) >= 2
+        and not (isinstance(n_components, int) and n_components >= shape[1])
+    ):
+        return reduce_chunked(features, n_components=n_components)
     x = np.asarray(features, dtype=np.float32)
-    if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"features must be a non-empty 2-D array, got shape {x.shape}")
     x = l2_normalise(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
     n, dim = x.shape
     limit = min(n, dim)
@@ -51,3 +64,44 @@ def reduce(features: np.ndarray, *, n_components: int | float | None = 50, seed:
     data = pca.fit_transform(x).astype(np.float32)
     kept = float(np.sum(pca.explained_variance_ratio_))
     return Reduced(np.ascontiguousarray(data), int(pca.n_components_), kept, pca)
+
+
+def reduce_chunked(
+    features: np.ndarray, *, n_components: int | float = 50, chunk: int = CHUNK_ROWS
+) -> Reduced:
+    """reduce() in row chunks: the covariance of the L2-normalised rows summed chunk by chunk (float64),
+    its eigenvectors, then each chunk projected. The same components as PCA's covariance_eigh solver
+    (signs fixed the same way); memory is dim^2 + chunk x dim + the n x n_components result.
+    """
+    n, dim = features.shape
+
+    def rows(start: int) -> np.ndarray:
+        block = np.asarray(features[start : start + chunk], dtype=np.float32)
+        return l2_normalise(np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0))
+
+    total = np.zeros(dim, np.float64)
+    gram = np.zeros((dim, dim), np.float64)
+    for start in range(0, n, chunk):
+        x = rows(start)
+        total += x.sum(axis=0, dtype=np.float64)
+        gram += (x.T @ x).astype(np.float64)
+    mean = total / n
+    cov = (gram - n * np.outer(mean, mean)) / max(1, n - 1)
+    values, vectors = np.linalg.eigh(cov)
+    values, vectors = np.maximum(values[::-1], 0.0), vectors[:, ::-1]
+    ratio = values / max(values.sum(), 1e-300)
+    if isinstance(n_components, float):
+        keep = int(np.searchsorted(np.cumsum(ratio), n_components - 1e-12) + 1) if n_components < 1 else dim
+    else:
+        keep = int(n_components)
+    keep = max(1, min(keep, dim, n))
+    components = vectors[:, :keep]
+    # sklearn's svd_flip(u_based_decision=False): the largest-magnitude loading of each component positive.
+    signs = np.sign(components[np.argmax(np.abs(components), axis=0), np.arange(keep)])
+    components = (components * np.where(signs == 0, 1.0, signs)).astype(np.float32)
+    mean32 = mean.astype(np.float32)
+    data = np.empty((n, keep), np.float32)
+    for start in range(0, n, chunk):
+        x = rows(start)
+        data[start : start + len(x)] = (x - mean32) @ components
+    return Reduced(data, keep, float(ratio[:keep].sum()), None)

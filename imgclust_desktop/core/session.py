@@ -4,7 +4,8 @@ SESSION/session.json   format version, inputs, parameters, model id, timings, sc
                        skipped files, excluded and missing rows, cluster linkage
 SESSION/clusters.csv   path,cluster,x,y,outlier_score,is_medoid,duplicate_group (rows = array order)
 SESSION/hierarchy.csv  path, then one column per cluster-tree level, coarse to fine, named k<N> (N groups)
-SESSION/features.npy   float32 [n, dim], saved and loaded without pickle
+SESSION/features.npy   float32 [n, dim] (float16 above 1 GiB), saved and loaded (memory-mapped)
+                       without pickle
 SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
 
 Every file is written to a temporary name and moved into place with os.replace, so a crash mid-save
@@ -34,6 +35,7 @@ FORMAT_VERSION = 1
 FORMAT_NAME = "imgclust-session"
 CSV_COLUMNS = ["path", "cluster", "x", "y", "outlier_score", "is_medoid", "duplicate_group"]
 NOISE = -1
+FLOAT16_ABOVE_BYTES = 1 << 30  # features.npy is float16 when the float32 array would pass 1 GiB
 
 
 class SessionError(Exception):
@@ -78,7 +80,8 @@ class Session:
 
     def __post_init__(self) -> None:
         n = len(self.paths)
-        self.features = np.asarray(self.features, dtype=np.float32)
+        if not (isinstance(self.features, np.ndarray) and self.features.dtype in (np.float16, np.float32)):
+            self.features = np.asarray(self.features, dtype=np.float32)  # float16 (large, mmap) stays as is
         self.coords = np.asarray(self.coords, dtype=np.float32)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.outlier_score is None:
@@ -388,10 +391,8 @@ def save(
     if not write_features and not _features_fit(folder / "features.npy", session.features.shape):
         write_features = True
     if write_features:
-        features = np.ascontiguousarray(session.features, dtype=np.float32)
-        _atomic_write(
-            folder / "features.npy", lambda f: np.save(f, features, allow_pickle=False), binary=True
-        )
+        dtype = features_dtype(session.features.shape)
+        _atomic_write(folder / "features.npy", lambda f: _write_npy(f, session.features, dtype), binary=True)
     _atomic_write(folder / "clusters.csv", lambda f: _write_csv(session, f))
     if session.tree is not None and (write_tree or not (folder / "hierarchy.csv").exists()):
         _atomic_write(folder / "hierarchy.csv", lambda f: write_hierarchy(session.paths, session.tree, f))
@@ -405,12 +406,29 @@ def save(
         write_report(session, folder)
 
 
+def features_dtype(shape: tuple) -> np.dtype:
+    """float16 for features over FLOAT16_ABOVE_BYTES as float32 (1M x 1280: 2.5 GB instead of 5), else float32."""
+    n, dim = (tuple(shape) + (0, 0))[:2]
+    return np.dtype(np.float16 if n * dim * 4 > FLOAT16_ABOVE_BYTES else np.float32)
+
+
+def _write_npy(f, features: np.ndarray, dtype: np.dtype, chunk: int = 65536) -> None:
+    """np.save's format, written in row chunks: a memory-mapped 1M x 1280 array is never copied whole."""
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": features.shape}
+    if len(repr(header)) < 65000:
+        np.lib.format.write_array_header_1_0(f, header)
+    else:
+        np.lib.format.write_array_header_2_0(f, header)
+    for start in range(0, len(features), chunk):
+        f.write(np.ascontiguousarray(features[start : start + chunk], dtype=dtype).tobytes())
+
+
 def _features_fit(path: Path, shape: tuple) -> bool:
     try:
         stored = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return False
-    return stored.shape == tuple(shape) and stored.dtype == np.float32
+    return stored.shape == tuple(shape) and stored.dtype == features_dtype(shape)
 
 
 def _to_json(session: Session) -> dict:
@@ -506,7 +524,7 @@ def _write_csv(session: Session, f) -> None:
 # ---- loading
 
 
-def load(folder: Path, *, mmap: bool = False) -> Session:
+def load(folder: Path, *, mmap: bool = True) -> Session:
     """Read a session folder; raises SessionError with a clear message, never unpickles, writes nothing.
 
     mmap=True maps features.npy instead of reading it (a re-cut or a look at the clusters never needs
@@ -676,7 +694,8 @@ def _read_csv(path: Path) -> list[list[str]]:
 
 def _read_features(path: Path, n: int, *, mmap: bool = False) -> np.ndarray:
     try:
-        features = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        # Memory-mapped: a 1M-image session opens without reading gigabytes; pages load as rows are used.
+        features = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
         raise SessionError(f"the session folder has no features.npy ({path})") from None
     except (OSError, ValueError, EOFError) as exc:
@@ -684,6 +703,6 @@ def _read_features(path: Path, n: int, *, mmap: bool = False) -> np.ndarray:
     if not isinstance(features, np.ndarray) or features.ndim != 2 or features.shape[0] != n:
         shape = getattr(features, "shape", None)
         raise SessionError(f"features.npy has shape {shape}, expected {n} rows (one per clusters.csv row)")
-    if features.dtype != np.float32:
-        raise SessionError(f"features.npy holds {features.dtype}, expected float32")
+    if features.dtype not in (np.float32, np.float16):
+        raise SessionError(f"features.npy holds {features.dtype}, expected float32 or float16")
     return features

@@ -28,6 +28,7 @@ from imgclust_desktop.gui.app_paths import (
     recent_sessions,
 )
 from imgclust_desktop.gui.curation import Curation
+from imgclust_desktop.gui.embeddings_import import install_import_action
 from imgclust_desktop.gui.panels.progress import EmptyState, ProgressPanel, describe
 from imgclust_desktop.gui.panels.settings import SettingsPanel
 from imgclust_desktop.gui.panels.skipped import SkippedPanel
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.demo_action = self._action(file_menu, "Open &Demo Images", self.open_demo)
+        self.embeddings_import = install_import_action(self, file_menu)
         self.demo_action.setEnabled(demo_folder().is_dir())
         file_menu.addSeparator()
         self.save_action = self._action(file_menu, "&Save Session…", self.choose_save_folder, keys.Save)
@@ -397,7 +399,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Saved session to {folder}")
 
     def _show_session(self, session: Any, keys: list[str]) -> None:
-        self.model.set_session(session, make_thumbnails(keys))
+        self.model.set_session(session, make_thumbnails(keys, session))
         self.skipped_panel.set_skipped(session.skipped)
         self.central.setCurrentWidget(self.scatter)
         self.empty.set_busy(None)

@@ -58,7 +58,9 @@ class SessionModel(QObject):
         """Change the selection: replace it, add rows to it or subtract rows from it."""
         if mode not in SELECT_MODES:
             raise ValueError(f"mode must be one of {SELECT_MODES}, not {mode!r}")
-        rows = np.unique(np.asarray(indices, dtype=np.int64).ravel())
+        rows = np.asarray(indices, dtype=np.int64).ravel()
+        if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):  # a lasso's rows come sorted: skip unique
+            rows = np.unique(rows)
         rows = rows[(rows >= 0) & (rows < self.row_count())]
         if mode == "add":
             rows = np.union1d(self.selection, rows)
@@ -221,14 +223,23 @@ class SessionModel(QObject):
         return int(np.unique(labels[labels >= 0]).size)
 
 
-def make_thumbnails(keys: list[str]) -> Any:
-    """A ThumbnailProvider over the on-disk thumbnail cache for these keys (None if views are absent)."""
+def make_thumbnails(keys: list[str], session: Any = None) -> Any:
+    """A ThumbnailProvider over the on-disk thumbnail cache for these keys (None if views are absent).
+
+    session: for a session of the person's own embeddings (nothing in the cache), files are decoded on
+    demand and rows flagged missing get a placeholder tile.
+    """
     try:
         from imgclust_desktop.core.cache import ThumbnailCache
         from imgclust_desktop.gui.thumbs import ThumbnailProvider
     except ModuleNotFoundError:
         return None
-    return ThumbnailProvider(list(keys), ThumbnailCache(), 128)
+    extra: dict[str, Any] = {}
+    if session is not None and getattr(session, "missing", None) is not None:
+        extra["missing"] = session.missing
+        if session.params.get("features_source") == "external":
+            extra["paths"] = session.paths
+    return ThumbnailProvider(list(keys), ThumbnailCache(), 128, **extra)
 
 
 class ReplaceSession(QUndoCommand):

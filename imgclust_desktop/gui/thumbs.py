@@ -8,6 +8,7 @@ import weakref
 from collections import OrderedDict, deque
 from typing import Any
 
+import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
@@ -51,6 +52,9 @@ class _Store:
         self.jpeg: OrderedDict[int, bytes] = OrderedDict()
         self.jpeg_bytes = 0
         self.missing: set[int] = set()  # not in the cache and never put: do not ask again
+        self.paths: list[str] | None = None  # decode files that are not in the cache (own embeddings)
+        self.absent: set[int] = set()  # rows whose file is not on disk: shown as the placeholder
+        self.placeholder: QImage | None = None
         self.pending: deque[int] = deque()
         self.queued: set[int] = set()
         # re-entrant: the garbage collector may run a dropped provider's finaliser (stop) in any thread,
@@ -92,6 +96,22 @@ class _Store:
             _, dropped = self.images.popitem(last=False)
             self.image_bytes -= dropped.sizeInBytes()
 
+    def fallback(self, index: int) -> QImage:
+        """Not in the cache: the placeholder for a file not on disk, else the file decoded (null if neither)."""
+        if self.placeholder is not None and index in self.absent:
+            return self.placeholder
+        if self.paths is None:
+            return QImage()
+        from imgclust_desktop.core.decode import DecodeError, decode
+
+        try:
+            rgb = decode(self.paths[index], max_side=self.size, thumb_sizes=()).image
+        except (DecodeError, OSError, IndexError):
+            return QImage()
+        raw = rgb.tobytes()
+        wrapped = QImage(raw, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+        return wrapped.convertToFormat(QImage.Format.Format_RGB32)
+
     def take_batch(self) -> list[int] | None:
         with self.lock:
             while not self.pending and not self.stopped:
@@ -115,7 +135,10 @@ class _Store:
         loaded = []
         for i in batch:
             data = found.get(i)
-            image = decode_thumbnail(data) if data is not None else QImage()
+            if data is not None:
+                image = decode_thumbnail(data)
+            else:
+                image = self.fallback(i)
             with self.lock:
                 self.queued.discard(i)
                 if image.isNull():
@@ -159,10 +182,19 @@ class ThumbnailProvider(QObject):
         image_budget: int = DEFAULT_IMAGE_BUDGET,
         jpeg_budget: int = DEFAULT_JPEG_BUDGET,
         parent: QObject | None = None,
+        paths: list[str] | None = None,
+        missing: Any = None,
     ) -> None:
+        """paths: decode a row's file when the cache has no thumbnail for it; missing: bool per row (or
+        row indices) whose file is not on disk, drawn as a grey "missing" tile."""
         super().__init__(parent)
         self.size = size
         self._store = _Store(list(keys), cache, size, image_budget, jpeg_budget)
+        self._store.paths = None if paths is None else list(paths)
+        if missing is not None:
+            rows = np.flatnonzero(missing) if np.asarray(missing).dtype == bool else np.asarray(missing)
+            self._store.absent = set(rows.tolist())
+            self._store.placeholder = missing_placeholder(size)
         self._thread = threading.Thread(
             target=_run_loader, args=(self._store, weakref.ref(self)), name="thumbnail-loader", daemon=True
         )
@@ -221,6 +253,25 @@ class ThumbnailProvider(QObject):
         self._store.stop()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
+
+
+def missing_placeholder(size: int) -> QImage:
+    """A grey tile with a crossed frame and the word "missing": a file kept in the session but not on disk."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QPainter, QPen
+
+    image = QImage(size, size, QImage.Format.Format_RGB32)
+    image.fill(QColor(205, 205, 205))
+    painter = QPainter(image)
+    painter.setPen(QPen(QColor(150, 150, 150), max(1, size // 32)))
+    painter.drawLine(0, 0, size - 1, size - 1)
+    painter.drawLine(0, size - 1, size - 1, 0)
+    painter.drawRect(0, 0, size - 1, size - 1)
+    painter.setPen(QColor(90, 90, 90))
+    painter.fillRect(QRect(0, size // 2 - size // 8, size, size // 4), QColor(205, 205, 205))
+    painter.drawText(QRect(0, 0, size, size), Qt.AlignmentFlag.AlignCenter, "missing")
+    painter.end()
+    return image
 
 
 def follow_provider(current: Any, model: Any, slot: Any) -> Any:

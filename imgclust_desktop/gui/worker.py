@@ -141,6 +141,31 @@ def pipeline_task(request_fields: dict, cluster_fields: dict) -> Task:
     return task
 
 
+def embeddings_task(
+    features: str, paths: str | None, cluster_fields: dict, extraction_fields: dict | None = None
+) -> Task:
+    """A task clustering a person's own embeddings (core.embeddings.run); result as pipeline_task's."""
+
+    def task(*, on_progress, cancelled, on_event: EventCallback):
+        from imgclust_desktop.core import embeddings
+        from imgclust_desktop.core.cluster import ClusterParams
+
+        params = ClusterParams(**cluster_fields)
+        extraction = extraction_fields or {}
+        request = embeddings.FeaturesRequest(
+            features,
+            paths,
+            embedding=extraction.get("embedding", "umap"),
+            cluster=params,
+            pca_components=extraction.get("pca_components", 50),
+            seed=params.seed,
+        )
+        session = embeddings.run(request, on_progress=on_progress, cancelled=cancelled, on_event=on_event)
+        return session, file_keys(session.paths)
+
+    return task
+
+
 def recluster_task(session: Any, cluster_fields: dict) -> Task:
     """A task re-clustering an existing session from its stored features (never re-extracts)."""
 

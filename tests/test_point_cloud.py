@@ -1,0 +1,74 @@
+"""The map at many points: a colour raster when points outnumber pixels, a rasterised-polygon lasso."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.measure import points_in_poly
+from test_scatter import star_polygon
+from views_support import make_session
+
+from imgclust_desktop.gui.panels.point_cloud import points_in_polygon
+from imgclust_desktop.gui.panels.scatter import ScatterPanel
+from imgclust_desktop.gui.session_model import SessionModel
+
+
+def test_grid_lasso_gives_the_exact_answer():
+    rng = np.random.default_rng(2)
+    points = rng.uniform(-10, 10, size=(60_000, 2))
+    for seed in range(8):
+        polygon = star_polygon(
+            rng.uniform(-3, 3, 2), rng.uniform(2, 9), vertices=int(rng.integers(3, 400)), seed=seed
+        )
+        grid = points_in_polygon(points, polygon, grid_above=0)
+        assert np.array_equal(grid, points_in_poly(points, polygon))
+        assert np.array_equal(grid, points_in_polygon(points, polygon, grid_above=10**9))
+    assert points_in_polygon(points.astype(np.float32), polygon, grid_above=0).sum() == grid.sum()
+
+
+@pytest.fixture
+def big_panel(qtbot):
+    session = make_session(6000, 5, seed=1)
+    model = SessionModel()
+    model.set_session(session, None)
+    panel = ScatterPanel(model)
+    qtbot.addWidget(panel)
+    panel.resize(700, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel, model, session
+
+
+def colours_on_screen(panel) -> set[tuple[int, int, int]]:
+    image = panel.canvas.grab().toImage()
+    return {
+        image.pixelColor(x, y).getRgb()[:3]
+        for x in range(0, image.width(), 3)
+        for y in range(0, image.height(), 3)
+    }
+
+
+def test_raster_above_its_size_shows_the_same_clusters_as_dots_and_keeps_selection(big_panel):
+    panel, model, session = big_panel
+    panel.canvas.grab()
+    assert not panel.item.last_drawn_raster and panel.item.last_drawn_points == 6000
+    palette = {tuple(int(c) for c in rgb) for rgb in panel.item.palette[np.unique(panel.item.color_index)]}
+    panel.item.raster_above = 1000  # as if there were 1M points
+    panel.item.update()
+    shown = colours_on_screen(panel)
+    assert panel.item.last_drawn_raster and panel.item.last_drawn_points == 6000
+    assert palette <= shown  # every cluster colour is on screen, exactly
+    # a selection keeps its colour and fades the rest, as the dots do
+    biggest = int(np.bincount(session.labels[session.labels >= 0]).argmax())
+    model.select(np.flatnonzero(session.labels == biggest), "replace")
+    shown = colours_on_screen(panel)
+    chosen = tuple(
+        int(c)
+        for c in panel.item.palette[panel.item.color_index[np.flatnonzero(session.labels == biggest)[0]]]
+    )
+    assert chosen in shown and len(palette - shown) >= len(palette) - 2
+    # zoomed in past the size, the dots (and hover, thumbnails) come back
+    panel.zoom_to_cluster(biggest)
+    panel.zoom_by(0.05)
+    panel.canvas.grab()
+    assert not panel.item.last_drawn_raster and 0 < panel.item.last_drawn_points <= 1000
