@@ -232,7 +232,8 @@ def nested_tree(x: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> tuple[np
     next_leaf = 0
     for c in range(k):
         rows = np.flatnonzero(labels == c)
-        m_c = int(min(max(1, len(rows) // LEAF_SIZE), len(rows)))
+        # This cluster's share of the leaves the whole set gets (n_leaves_for caps the total).
+        m_c = int(min(max(1, round(n_leaves_for(len(x)) * len(rows) / len(x))), len(rows)))
         sub_leaf, centroids = micro_clusters(x[rows], m_c, seed=seed)
         m_c = len(centroids)
         leaf_of[rows] = next_leaf + sub_leaf
