@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__, cli_modes
+from imgclust_desktop import __version__, cli_modes, cli_update
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
 EPILOG = """\
@@ -25,6 +25,8 @@ examples:
       writes session.json, clusters.csv, features.npy, montages/ and report.html into ~/photos-session
   imgclust cluster scans/ --out s --cluster kmeans --k-range 2:12 --criterion silhouette --seed 1
   imgclust cluster a/ b/ --out s --model pixels --cluster agglomerative --k 5 --embedding pca
+  imgclust update s more-photos/
+      add new images to session s in place (map, clusters and curation kept; undo with --undo)
   imgclust similar query.jpg --session s -k 12
   imgclust export s --to sorted/ --clusters 0,3 --mode copy --dry-run
   imgclust export --undo sorted/imgclust-export-20240101-120000.csv
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the feature extractors", **kw)
     models.add_argument("--json", action="store_true", help="machine-readable output")
     cli_modes.register(commands, **kw)
+    cli_update.register(commands, **kw)
     return parser
 
 
@@ -481,6 +484,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "models": cmd_models,
     **cli_modes.COMMANDS,
+    **cli_update.COMMANDS,
 }
 
 
