@@ -95,6 +95,9 @@ class MainWindow(QMainWindow):
         from imgclust_desktop.gui.faces import install_modes_menu
 
         self.modes = install_modes_menu(self)
+        from imgclust_desktop.gui.rescan import install_rescan
+
+        self.rescan = install_rescan(self)  # File > Rescan Folders; drops onto an open session add to it
         self.status_label = QLabel("Ready")
         self.status_bar_progress = QProgressBar()
         self.status_bar_progress.setMaximumWidth(180)
@@ -480,7 +483,10 @@ class MainWindow(QMainWindow):
         paths = [QUrl(url).toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_paths(paths)
+            if self.rescan.accepts_drop(paths):
+                self.rescan.update(paths)
+            else:
+                self.open_paths(paths)
 
     def _restore(self) -> None:
         geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
