@@ -29,6 +29,12 @@ def register(subparsers, **parser_options) -> None:
     add("session", metavar="SESSION", help="session folder made by `imgclust cluster`")
     add("inputs", nargs="*", metavar="INPUT", help="more folders or image files to add to the session")
     add("--undo", action="store_true", help="put the session back as it was before the last update")
+    add(
+        "--relocate",
+        metavar="FOLDER",
+        help="the images moved (new drive letter, mount point or folder name): find them under FOLDER, "
+        "check sizes and a sample of contents, then update",
+    )
     add("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where the model runs")
     add("--cache-dir", metavar="DIR", help="feature/thumbnail cache folder (default: the session's)")
     add("--no-report", action="store_true", help="skip montages and report.html")
@@ -55,9 +61,12 @@ def cmd_update(args, progress, cancelled) -> int:
         if not os.path.exists(os.path.expanduser(given)):
             raise BadArguments(f"{given}: no such file or folder")
     session = session_io.load(folder)
+    identities = None
+    if args.relocate:
+        session, identities = _relocate(session, folder, args, progress, cancelled)
     result = update_mod.update(
-        session, args.inputs, device=args.device, cache_dir=args.cache_dir, on_progress=progress,
-        cancelled=cancelled,
+        session, args.inputs, device=args.device, cache_dir=args.cache_dir, identities=identities,
+        on_progress=progress, cancelled=cancelled,
     )  # fmt: skip
     progress(Progress("saving", 0, 1))
     update_mod.save_update(result, folder, report=not args.no_report)
@@ -75,6 +84,33 @@ def cmd_update(args, progress, cancelled) -> int:
         print(f"  warning: {warning}")
     print(f"session {folder} updated in {result.seconds:.1f} s (undo with: imgclust update {folder} --undo)")
     return 0
+
+
+def _relocate(session, folder: Path, args, progress, cancelled):
+    """The session with its paths moved under --relocate FOLDER, and its recorded identities likewise."""
+    from imgclust_desktop.cli import BadArguments
+    from imgclust_desktop.core import relocate as relocate_mod
+    from imgclust_desktop.core.update import read_identities
+
+    if not os.path.isdir(os.path.expanduser(args.relocate)):
+        raise BadArguments(f"--relocate {args.relocate}: no such folder")
+    found = relocate_mod.find_relocation(
+        session, args.relocate, device=args.device, on_progress=progress, cancelled=cancelled
+    )
+    if found is None:
+        raise BadArguments(f"the session's images are not under {args.relocate} (checked a sample)")
+    if not found.verified:
+        bad = (found.size_mismatch + found.content_mismatch)[:3]
+        raise BadArguments(
+            f"files under {args.relocate} have the session's names but not its images "
+            f"(size or content differs: {'; '.join(bad)}); nothing was changed"
+        )
+    print(
+        f"relocated {found.old_prefix} -> {found.new_prefix}: {found.found:.0%} of a sample found, "
+        f"{found.size_checked} sizes and {found.content_checked} contents checked"
+    )
+    identities = {found.swap(p): v for p, v in read_identities(folder).items()}
+    return relocate_mod.relocate(session, found), identities
 
 
 def _list(what: str, items: list[str]) -> None:

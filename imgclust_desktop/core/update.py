@@ -80,10 +80,14 @@ def rescan(
     session: Session,
     inputs: Sequence[str] = (),
     *,
+    identities: dict[str, tuple[int, int]] | None = None,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
 ) -> Rescan:
-    """Scan the session's inputs (and `inputs`) and compare with its rows."""
+    """Scan the session's inputs (and `inputs`) and compare with its rows.
+
+    identities: path -> (size, mtime_ns) as last recorded; None reads SESSION/files.csv.
+    """
     from .sources import scan
 
     all_inputs = list(session.inputs)
@@ -99,7 +103,7 @@ def rescan(
         on_progress=on_progress,
         cancelled=cancelled,
     )
-    known = read_identities(session.path) if session.path is not None else {}
+    known = read_identities(session.path) if identities is None else identities
     reference = _features_time(session.path)
     row_of = {path: row for row, path in enumerate(session.paths)}
     new_files, changed, found = [], {}, {}
@@ -127,16 +131,21 @@ def update(
     device: str = "auto",
     cache_dir: str | None = None,
     seed: int | None = None,
+    identities: dict[str, tuple[int, int]] | None = None,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
 ) -> UpdateResult:
-    """Rescan and add new images to a copy of the session; existing rows keep place, cluster and curation."""
+    """Rescan and add new images to a copy of the session; existing rows keep place, cluster and curation.
+
+    identities: path -> (size, mtime_ns) as last recorded; None reads SESSION/files.csv.
+    """
     started = time.perf_counter()
     if session.params.get("faces"):
         raise UpdateError("this is a faces session: run `imgclust faces` again to add photos")
     if len(session.paths) == 0:
         raise UpdateError("the session holds no images to place new ones among")
-    scan_result = rescan(session, inputs, on_progress=on_progress, cancelled=cancelled)
+    known = read_identities(session.path) if identities is None else dict(identities)
+    scan_result = rescan(session, inputs, identities=known, on_progress=on_progress, cancelled=cancelled)
     check_cancel(cancelled)
     result = UpdateResult(session=session)
     to_compute = scan_result.new_files + list(scan_result.changed.values())
@@ -157,17 +166,18 @@ def update(
             updated.features[row] = vectors[identity.path]
             result.changed.append(row)
     result.missing = [row for row in scan_result.missing if not session.missing[row]]
-    result.reattached = [row for row in scan_result.found if session.missing[row]]
+    result.reattached = sorted(row for row in scan_result.found if session.missing[row])
     updated.missing[scan_result.missing] = True
     updated.missing[result.reattached] = False
     new_files = [f for f in scan_result.new_files if f.path in vectors]
     if new_files:
         _append(updated, result, new_files, vectors, seed, cancelled)
-    result.identities = {
-        **(read_identities(session.path) if session.path is not None else {}),
+    current = {
+        **known,
         **{f.path: (f.size, f.mtime_ns) for f in scan_result.found.values()},
         **{f.path: (f.size, f.mtime_ns) for f in new_files},
     }
+    result.identities = {p: current[p] for p in updated.paths if p in current}
     result.seconds = time.perf_counter() - started
     updated.timings["update"] = result.seconds
     updated.edits.append(
