@@ -90,3 +90,29 @@ def test_cancelling_a_rescan_leaves_the_session_alone(qtbot, opened):
     wait_idle(qtbot, win)
     assert win.model.session is before and win.model.undo_stack.count() == steps
     assert win.status_label.text() == "Cancelled."
+
+
+def test_opening_a_moved_session_offers_to_relocate_and_relocating_is_undoable(qtbot, settings, tmp_path):
+    import shutil
+
+    images, folder = make_session(tmp_path)
+    target = tmp_path / "elsewhere"
+    shutil.move(images, target)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    win.open_session(str(folder))
+    wait_idle(qtbot, win)
+    box = win.rescan.relocate_box
+    assert box is not None and box.isVisible() and "not where they were" in box.text()
+    box.reject()
+    before = win.model.session
+
+    assert win.rescan.relocate_to(str(target))
+    wait_idle(qtbot, win)
+    moved = win.model.session
+    assert moved is not before and all(p.startswith(str(target)) for p in moved.paths)
+    assert not moved.missing.any() and "contents checked" in win.status_label.text()
+    assert np.array_equal(moved.coords, before.coords) and np.array_equal(moved.labels, before.labels)
+    win.model.undo_stack.undo()
+    assert win.model.session is before

@@ -31,20 +31,28 @@ def update_task(session: Any, inputs: list[str]) -> Any:
     return task
 
 
-class UpdateSession(QUndoCommand):
-    """Swap in the updated session (more rows, new thumbnails); undo brings the previous one back."""
+class _SwapSession(QUndoCommand):
+    """Swap in another version of the session with its own thumbnails; undo brings the previous one back."""
 
-    def __init__(self, model: Any, result: Any, thumbnails: Any) -> None:
-        super().__init__(f"Add {len(result.added):,} new images")
-        self.model, self.result = model, result
+    def __init__(self, model: Any, session: Any, thumbnails: Any, text: str) -> None:
+        super().__init__(text)
+        self.model = model
         self.old, self.old_thumbnails = model.session, model.thumbnails
-        self.new, self.new_thumbnails = result.session, thumbnails
+        self.new, self.new_thumbnails = session, thumbnails
 
     def redo(self) -> None:
         self.model.set_session(self.new, self.new_thumbnails, keep_history=True)
 
     def undo(self) -> None:
         self.model.set_session(self.old, self.old_thumbnails, keep_history=True)
+
+
+class UpdateSession(_SwapSession):
+    """The whole update as one step: more rows, new thumbnails; undo brings the previous session back."""
+
+    def __init__(self, model: Any, result: Any, thumbnails: Any) -> None:
+        super().__init__(model, result.session, thumbnails, f"Add {len(result.added):,} new images")
+        self.result = result
 
 
 class Rescan(QObject):
@@ -74,6 +82,8 @@ class Rescan(QObject):
         edit_menu.addSeparator()
         edit_menu.addActions([self.select_new_action, self.seen_action])
         self.model.changed.connect(self._refresh)
+        self.model.sessionReplaced.connect(self._check_paths)
+        self.relocate_box: Any = None  # the "images moved?" question, kept so tests and people can find it
         self._refresh()
 
     # ---- starting an update
@@ -122,6 +132,75 @@ class Rescan(QObject):
         text = result.summary() if changed else "No new, changed or missing images."
         self.window.progress_panel.finish(f"Done: {text}")
         self.window.status_label.setText(text)
+
+    # ---- moved collections
+    def _check_paths(self, session: Any) -> None:
+        """A session was opened: when most of its images are not where they were, offer to find them."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from imgclust_desktop.core.relocate import needs_relocation
+
+        if session is None or self.model.provisional or not needs_relocation(session):
+            return
+        box = QMessageBox(self.window)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Images moved?")
+        box.setText("Most of this session's images are not where they were.")
+        box.setInformativeText(
+            f"For example {session.paths[0]} is missing. If the folder was renamed or the drive got another "
+            "letter or mount point, locate the folder that holds the images now; the files found there are "
+            "checked (sizes and a sample of contents) before the session is pointed at them."
+        )
+        locate = box.addButton("Locate Folder…", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not Now", QMessageBox.ButtonRole.RejectRole)
+        locate.clicked.connect(self.choose_new_root)
+        self.relocate_box = box
+        box.open()
+
+    def choose_new_root(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self.window, "Where are the session's images now?")
+        if folder:
+            self.relocate_to(folder)
+
+    def relocate_to(self, folder: str) -> bool:
+        """Find and check the session's images under folder in the worker; swap the paths (undoable)."""
+        if not self.can_update():
+            return False
+        session = self.model.session
+
+        def task(*, on_progress, cancelled, on_event):
+            from imgclust_desktop.core import relocate as relocate_mod
+            from imgclust_desktop.gui.worker import file_keys
+
+            found = relocate_mod.find_relocation(
+                session, folder, on_progress=on_progress, cancelled=cancelled
+            )
+            if found is None:
+                raise ValueError(f"the session's images are not under {folder}")
+            if not found.verified:
+                bad = (found.size_mismatch + found.content_mismatch)[:3]
+                raise ValueError(f"the files under {folder} are not the session's images ({'; '.join(bad)})")
+            moved = relocate_mod.relocate(session, found)
+            return found, moved, file_keys(moved.paths)
+
+        self.window._start(task, f"Looking for the images in {os.path.basename(folder)}", self._relocated)
+        return True
+
+    def _relocated(self, outcome: tuple[Any, Any, list[str]]) -> None:
+        from imgclust_desktop.gui.session_model import make_thumbnails
+
+        found, moved, keys = outcome
+        text = f"Relocate images to {found.new_prefix}"
+        self.model.undo_stack.push(_SwapSession(self.model, moved, make_thumbnails(keys), text))
+        self.window.inputs = list(moved.inputs)
+        message = (
+            f"Images found under {found.new_prefix}: {found.size_checked} sizes and {found.content_checked} "
+            f"contents checked; {int(moved.missing.sum())} still missing"
+        )
+        self.window.progress_panel.finish(f"Done: {message}")
+        self.window.status_label.setText(message)
 
     # ---- the New marks
     def new_rows(self) -> np.ndarray:
