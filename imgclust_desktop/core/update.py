@@ -158,7 +158,7 @@ def update(
         result.warnings.extend(warnings)
     check_cancel(cancelled)
     on_progress(Progress("placing", 0, 1, message="placing new images on the map"))
-    updated = _copy(session)
+    updated = copy_session(session)
     updated.inputs = list(scan_result.inputs)
     updated.skipped = list(scan_result.skipped) + list(result.skipped)
     for row, identity in sorted(scan_result.changed.items()):
@@ -171,7 +171,7 @@ def update(
     updated.missing[result.reattached] = False
     new_files = [f for f in scan_result.new_files if f.path in vectors]
     if new_files:
-        _append(updated, result, new_files, vectors, seed, cancelled)
+        append_rows(updated, result, new_files, vectors, seed=seed, cancelled=cancelled)
     current = {
         **known,
         **{f.path: (f.size, f.mtime_ns) for f in scan_result.found.values()},
@@ -250,8 +250,21 @@ def _features(session, files, device, cache_dir, on_progress, cancelled):
     return vectors, list(extracted.skipped), warnings
 
 
-def _append(updated: Session, result: UpdateResult, new_files, vectors, seed, cancelled) -> None:
-    """Place, join or group the new files and append them as rows of `updated`."""
+def append_rows(
+    updated: Session,
+    result: UpdateResult,
+    new_files: Sequence[FileIdentity],
+    vectors: dict[str, np.ndarray],
+    *,
+    seed: int | None = None,
+    mark_new: bool = True,
+    cancelled: CancelFlag = never_cancelled,
+) -> None:
+    """Place, join or group the new files (features in `vectors` by path) and append them to `updated`.
+
+    Fills result.added / joined / new_clusters. mark_new: name new clusters "New N" and list the rows and
+    clusters as unseen (an update); False names them "Cluster N" (a progressive first run growing).
+    """
     from .placement import place
     from .reduce import l2_normalise, reduce
 
@@ -275,7 +288,9 @@ def _append(updated: Session, result: UpdateResult, new_files, vectors, seed, ca
         cid = (
             max(set(updated.clusters) | set(updated.labels.tolist()) | set(group_ids.values()) | {NOISE}) + 1
         )
-        if placed.unsorted[rows].all():
+        if not mark_new:
+            name = f"Cluster {cid}"
+        elif placed.unsorted[rows].all():
             name = UNSORTED_NAME
         else:
             name, next_number = f"New {next_number}", next_number + 1
@@ -316,8 +331,9 @@ def _append(updated: Session, result: UpdateResult, new_files, vectors, seed, ca
     result.added = rows
     result.joined = [n_old + i for i in np.flatnonzero(placed.joined_cluster >= 0).tolist()]
     result.new_clusters = sorted(group_ids.values())
-    params[NEW_ROWS] = sorted(set(params.get(NEW_ROWS, [])) | set(rows))
-    params[NEW_CLUSTERS] = sorted(set(params.get(NEW_CLUSTERS, [])) | set(result.new_clusters))
+    if mark_new:
+        params[NEW_ROWS] = sorted(set(params.get(NEW_ROWS, [])) | set(rows))
+        params[NEW_CLUSTERS] = sorted(set(params.get(NEW_CLUSTERS, [])) | set(result.new_clusters))
 
 
 def _relink(session: Session, data: np.ndarray) -> None:
@@ -339,7 +355,7 @@ def _next_new_number(session: Session) -> int:
     return max(numbers, default=0) + 1
 
 
-def _copy(session: Session) -> Session:
+def copy_session(session: Session) -> Session:
     """A copy whose arrays, tables and logs can change without touching the original."""
     return dataclasses.replace(
         session,
