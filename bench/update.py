@@ -96,15 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="pass --no-report to both commands")
     args = parser.parse_args(argv)
 
-    found = classes_of(args.source)
+    work = args.work / args.source.name
+    shutil.rmtree(work, ignore_errors=True)
+    # A private hard-linked copy first: the shared data folder may be rewritten while this runs.
+    source = work / "source"
+    link([p for files in classes_of(args.source).values() for p in files], args.source, source)
+    found = classes_of(source)
     total = sum(len(v) for v in found.values())
     base_n = args.base or int(total * 0.9)
     add_n = args.add or total - base_n
     base, added, unseen = split(found, base_n, add_n, args.new_classes, args.seed)
-    work = args.work / args.source.name
-    shutil.rmtree(work, ignore_errors=True)
     images = work / "images"
-    link(base, args.source, images)
+    link(base, source, images)
     imgclust = str(Path(sys.executable).parent / "imgclust")
     report = ["--no-report"] if args.no_report else []
     started = dt.datetime.now(dt.timezone.utc)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         before = json.loads((work / "session" / "session.json").read_text())
         old_coords = np.loadtxt(work / "session" / "clusters.csv", delimiter=",", skiprows=1, usecols=(2, 3),
                                 comments=None, dtype=np.float64)  # fmt: skip
-        link(added, args.source, images)
+        link(added, source, images)
         upd = timed("update", [imgclust, "update", str(work / "session"), "--quiet", *report], work, env)
         full = timed("full (cached)", [imgclust, "cluster", str(images), "--out", str(work / "full"),
                                        "--quiet", *report], work, env)  # fmt: skip

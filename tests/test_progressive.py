@@ -59,3 +59,27 @@ def test_relayout_at_the_end_gives_a_map_and_clusters_of_everything(tmp_path):
     final = run_progressive(request_for(folder), sample_size=10, batch_size=20, relayout=True)
     assert len(final.paths) == 30 and final.edits[-1]["op"] == "relayout"
     assert len(final.sizes()) == 3 and final.coords.shape == (30, 2)
+
+
+def test_the_window_shows_the_sample_map_first_then_grows_it(qtbot, settings, tmp_path, monkeypatch):
+    from test_main_window import drop, fast_settings, wait_idle
+
+    from imgclust_desktop.gui import progressive
+    from imgclust_desktop.gui.main_window import MainWindow
+
+    monkeypatch.setattr(progressive, "SAMPLE", 24)
+    monkeypatch.setattr(progressive, "BATCH", 8)
+    folder = write_groups(tmp_path / "images", groups=3, per_group=16, size=48)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    fast_settings(win)
+    previews = []
+    win.model.changed.connect(lambda: win.model.provisional and previews.append(len(win.model.session.paths)))
+    drop(win.empty.headline, folder)
+    wait_idle(qtbot, win)
+
+    assert previews[0] == 24 and previews[-1] == 48 and {32, 40} <= set(previews)
+    session = win.model.session
+    assert not win.model.provisional and len(session.paths) == 48 and len(session.sizes()) == 3
+    assert session.edits[-1]["op"] == "relayout"

@@ -42,6 +42,7 @@ def run_progressive(
     sample_size: int = SAMPLE,
     batch_size: int = BATCH,
     relayout: bool = False,
+    scanned=None,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
     on_event: EventCallback = _no_event,
@@ -49,7 +50,8 @@ def run_progressive(
     """A pipeline.run that shows a sample's session first ("first"), then grows it ("grown", per batch).
 
     Returns the session holding every image; with relayout=True its map and clusters are recomputed from
-    all the features at the end (as a plain run would make them). Folders of at most sample_size images
+    all the features at the end (as a plain run would make them). scanned: the inputs' ScanResult when
+    the caller has one already. Folders of at most sample_size images
     get a plain pipeline.run.
     """
     from . import pipeline, sources
@@ -59,10 +61,11 @@ def run_progressive(
     from .update import UpdateResult, append_rows, copy_session
 
     started = time.perf_counter()
-    scanned = sources.scan(
-        request.inputs, include=list(request.include), exclude=list(request.exclude),
-        on_progress=on_progress, cancelled=cancelled,
-    )  # fmt: skip
+    if scanned is None:
+        scanned = sources.scan(
+            request.inputs, include=list(request.include), exclude=list(request.exclude),
+            on_progress=on_progress, cancelled=cancelled,
+        )  # fmt: skip
     files = scanned.files
     if len(files) <= sample_size:
         return pipeline.run(request, on_progress=on_progress, cancelled=cancelled, on_event=on_event)

@@ -31,6 +31,7 @@ from imgclust_desktop.gui.curation import Curation
 from imgclust_desktop.gui.panels.progress import EmptyState, ProgressPanel, describe
 from imgclust_desktop.gui.panels.settings import SettingsPanel
 from imgclust_desktop.gui.panels.skipped import SkippedPanel
+from imgclust_desktop.gui.progressive import progressive_task
 from imgclust_desktop.gui.session_model import SessionModel, make_thumbnails
 
 
@@ -258,7 +259,8 @@ class MainWindow(QMainWindow):
         self.skipped_panel.set_skipped([])
         self.central.setCurrentWidget(self.empty)
         self.empty.set_busy("Reading images…")
-        task = worker.pipeline_task(fields, self.settings_panel.cluster_fields())
+        # big folders: a sample's map first, the rest added as it comes (same protocol as pipeline_task)
+        task = progressive_task(fields, self.settings_panel.cluster_fields())
         self._start(task, f"Clustering {self._describe_inputs()}", self._run_finished)
 
     def _after_download(self, inputs: list[str]) -> None:
