@@ -42,11 +42,24 @@ def classes_of(source: Path) -> dict[str, list[Path]]:
     return found
 
 
-def split(found, base: int, add: int, new_classes: int, seed: int):
-    """(base files, added files, unseen class names): stratified base, whole unseen classes in `add`."""
+def family(name: str) -> str:
+    """many-groups names views of one photo <photo>-<variant>: the family is the photo."""
+    return name.rsplit("-", 1)[0]
+
+
+def split(found, base: int, add: int, new_classes: int, seed: int, families: bool = False):
+    """(base files, added files, unseen class names): stratified base, whole unseen classes in `add`.
+
+    families: hold out whole families (every variant of a photo) instead of single classes.
+    """
     rng = np.random.default_rng(seed)
     names = sorted(found)
-    unseen = set(rng.choice(names, new_classes, replace=False).tolist()) if new_classes else set()
+    if families and new_classes:
+        groups = sorted({family(c) for c in names})
+        held = set(rng.choice(groups, new_classes, replace=False).tolist())
+        unseen = {c for c in names if family(c) in held}
+    else:
+        unseen = set(rng.choice(names, new_classes, replace=False).tolist()) if new_classes else set()
     added = [p for c in sorted(unseen) for p in found[c]]
     known = [p for c in names if c not in unseen for p in found[c]]
     if len(added) > add:
@@ -90,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", type=int, help="images in the first session (default 90 %% of SOURCE)")
     parser.add_argument("--add", type=int, help="images added (default 10 %% of SOURCE)")
     parser.add_argument("--new-classes", type=int, default=0, help="whole classes only in the additions")
+    parser.add_argument(
+        "--families", action="store_true", help="--new-classes counts photo families (name before the last -)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=BENCH / "out" / "update")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
@@ -105,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(len(v) for v in found.values())
     base_n = args.base or int(total * 0.9)
     add_n = args.add or total - base_n
-    base, added, unseen = split(found, base_n, add_n, args.new_classes, args.seed)
+    base, added, unseen = split(found, base_n, add_n, args.new_classes, args.seed, args.families)
     images = work / "images"
     link(base, source, images)
     imgclust = str(Path(sys.executable).parent / "imgclust")
@@ -152,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}`",
         "",
         f"{args.source.name}: {n_old} images in the session, {len(paths) - n_old} added "
-        f"({len(unseen_rows)} of {len(unseen)} unseen classes); {len(before['clusters'])} clusters before.",
+        f"({len(unseen_rows)} of {len(unseen)} unseen classes{' from unseen families' if args.families else ''}); "
+        f"{len(before['clusters'])} clusters before.",
         "",
         "| run | wall s | CPU s | peak MB |",
         "|---|---|---|---|",

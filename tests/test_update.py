@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import write_groups
 
-from imgclust_desktop.core import pipeline
+from imgclust_desktop.core import pipeline, update_folder
 from imgclust_desktop.core import session as session_io
 from imgclust_desktop.core import update as update_mod
 from imgclust_desktop.core.cluster import ClusterParams
@@ -196,7 +196,7 @@ def test_a_failed_write_leaves_the_folder_as_it_was(curated, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(update_mod, "write_identities", broken)
+    monkeypatch.setattr(update_folder, "write_identities", broken)
     with pytest.raises(OSError, match="disk full"):
         update_mod.save_update(result, folder, report=False)
     assert folder_digest(folder) == original

@@ -5,15 +5,13 @@ rescan -> features (new and changed files only, with the session's own model set
 path, position, cluster, exclusion and the clusters their names; new rows are appended. Files that
 vanished are flagged `missing` (kept and listed, never dropped); a file that came back is reattached.
 
-`save_update` snapshots the folder (history.py) before writing, so `undo_update` restores it byte for
-byte, and puts it back on its own if the write fails half way. The identity (size, mtime) of every file
-is kept in SESSION/files.csv so an edited image is noticed; a session made before that file existed
-counts as edited any image whose mtime is newer than its features.npy.
+Writing it into the folder (snapshot first, undo, SESSION/files.csv with every file's size and mtime so
+an edited image is noticed) is update_folder.py; a session made before files.csv existed counts as
+edited any image whose mtime is newer than its features.npy.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
@@ -24,12 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import history
 from .progress import CancelFlag, Progress, ProgressCallback, check_cancel, never_cancelled, no_progress
 from .session import NOISE, ClusterInfo, Session
 from .sources import FileIdentity, Skipped
+from .update_folder import (  # noqa: F401 (re-exported: the folder side of an update)
+    IDENTITIES,
+    features_time,
+    read_identities,
+    save_update,
+    undo_update,
+    write_identities,
+)
 
-IDENTITIES = "files.csv"
 NEW_ROWS = "new_rows"  # session.params key: rows added by updates that the person has not looked at yet
 NEW_CLUSTERS = "new_clusters"  # session.params key: clusters made by updates, not yet looked at
 UNSORTED_NAME = "New (unsorted)"
@@ -104,7 +108,7 @@ def rescan(
         cancelled=cancelled,
     )
     known = read_identities(session.path) if identities is None else identities
-    reference = _features_time(session.path)
+    reference = features_time(session.path)
     row_of = {path: row for row, path in enumerate(session.paths)}
     new_files, changed, found = [], {}, {}
     for identity in scanned.files:
@@ -395,107 +399,3 @@ def mark_seen(session: Session, rows: Sequence[int] | None = None) -> None:
     session.params[NEW_ROWS] = left
     still = set(session.labels[np.asarray(left, np.int64)].tolist()) if left else set()
     session.params[NEW_CLUSTERS] = [c for c in session.params.get(NEW_CLUSTERS, []) if c in still]
-
-
-# ---- the session folder
-
-
-def save_update(result: UpdateResult, folder: Path | None = None, *, report: bool = True) -> Path:
-    """Write an updated session into its folder in place, after a snapshot that `undo_update` restores.
-
-    If writing fails half way, the folder is put back as it was before the error is raised.
-    """
-    from . import session as session_io
-
-    folder = Path(folder or result.session.path)
-    snap = history.snapshot(folder, reason="update") if (folder / "session.json").exists() else None
-    try:
-        session_io.save(result.session, folder, report=report)
-        write_identities(folder, result.identities)
-        _extend_hierarchy(folder, result)
-    except BaseException:
-        if snap is not None:
-            history.restore_last(folder)
-        raise
-    return folder
-
-
-def undo_update(folder: Path) -> Path:
-    """Put the session folder back as it was before the last update (byte for byte); returns the snapshot."""
-    return history.restore_last(Path(folder))
-
-
-def read_identities(folder: Path | None) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) as recorded in SESSION/files.csv ({} when there is none)."""
-    if folder is None:
-        return {}
-    try:
-        with open(Path(folder) / IDENTITIES, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            next(reader, None)
-            return {row[0]: (int(row[1]), int(row[2])) for row in reader if len(row) == 3}
-    except (OSError, ValueError, csv.Error):
-        return {}
-
-
-def write_identities(folder: Path, identities: dict[str, tuple[int, int]]) -> None:
-    """Write SESSION/files.csv (path,size,mtime_ns), atomically."""
-    from .session import _atomic_write
-
-    def write(f) -> None:
-        writer = csv.writer(f)
-        writer.writerow(["path", "size", "mtime_ns"])
-        for path, (size, mtime) in sorted(identities.items()):
-            writer.writerow([path, size, mtime])
-
-    _atomic_write(Path(folder) / IDENTITIES, write)
-
-
-def _features_time(folder: Path | None) -> int | None:
-    if folder is None:
-        return None
-    try:
-        return os.stat(Path(folder) / "features.npy").st_mtime_ns
-    except OSError:
-        return None
-
-
-def _extend_hierarchy(folder: Path, result: UpdateResult) -> None:
-    """Keep hierarchy.csv (the cluster tree's levels, when the session has one) one row per image.
-
-    A joined image takes the level labels of its nearest member of the cluster it joined (the same label
-    at every level its cluster has); an image in a new cluster gets -1 at every level.
-    TODO(lead): once Session carries the tree and session.save writes hierarchy.csv itself, move this
-    into the tree code (new clusters could get their own leaf at the finest level).
-    """
-    path = Path(folder) / "hierarchy.csv"
-    session = result.session
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2 or len(rows) - 1 >= len(session.paths):
-        return
-    header, body = rows[0], rows[1:]
-    by_row = {i: body[i] for i in range(len(body))}
-    n_old = len(body)
-    for row in range(n_old, len(session.paths)):
-        label = int(session.labels[row])
-        donor = None
-        if row in result.joined:
-            mates = np.flatnonzero(session.labels[:n_old] == label)
-            if len(mates):
-                distances = np.linalg.norm(session.coords[mates] - session.coords[row], axis=1)
-                donor = int(mates[np.argmin(distances)])
-        if donor is not None:
-            values = [session.paths[row]] + by_row[donor][1:]
-        else:
-            values = [session.paths[row]] + ["-1"] * (len(header) - 1)
-        body.append(values)
-
-    def write(f) -> None:
-        csv.writer(f).writerows([header, *body])
-
-    from .session import _atomic_write
-
-    _atomic_write(path, write)
