@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__, cli_modes, cli_recut
+from imgclust_desktop import __version__, cli_modes, cli_recut, cli_update
 from imgclust_desktop.cli_common import BadArguments
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
@@ -28,6 +28,8 @@ examples:
       start at the cluster-tree level nearest 40 groups; `imgclust recut s --finer` goes one level down
   imgclust cluster scans/ --out s --cluster kmeans --k-range 2:12 --criterion silhouette --seed 1
   imgclust cluster a/ b/ --out s --model pixels --cluster agglomerative --k 5 --embedding pca
+  imgclust update s more-photos/
+      add new images to session s in place (map, clusters and curation kept; undo with --undo)
   imgclust similar query.jpg --session s -k 12
   imgclust export s --to sorted/ --clusters 0,3 --mode copy --dry-run
   imgclust export --undo sorted/imgclust-export-20240101-120000.csv
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="machine-readable output")
     cli_modes.register(commands, **kw)
     cli_recut.register(commands, **kw)
+    cli_update.register(commands, **kw)
     return parser
 
 
@@ -547,6 +550,7 @@ COMMANDS = {
     "models": cmd_models,
     **cli_modes.COMMANDS,
     **cli_recut.COMMANDS,
+    **cli_update.COMMANDS,
 }
 
 

@@ -32,6 +32,7 @@ from imgclust_desktop.gui.embeddings_import import install_import_action
 from imgclust_desktop.gui.panels.progress import EmptyState, ProgressPanel, describe
 from imgclust_desktop.gui.panels.settings import SettingsPanel
 from imgclust_desktop.gui.panels.skipped import SkippedPanel
+from imgclust_desktop.gui.progressive import progressive_task
 from imgclust_desktop.gui.session_model import SessionModel, make_thumbnails
 
 
@@ -96,6 +97,9 @@ class MainWindow(QMainWindow):
         from imgclust_desktop.gui.faces import install_modes_menu
 
         self.modes = install_modes_menu(self)
+        from imgclust_desktop.gui.rescan import install_rescan
+
+        self.rescan = install_rescan(self)  # File > Rescan Folders; drops onto an open session add to it
         self.status_label = QLabel("Ready")
         self.status_bar_progress = QProgressBar()
         self.status_bar_progress.setMaximumWidth(180)
@@ -257,7 +261,8 @@ class MainWindow(QMainWindow):
         self.skipped_panel.set_skipped([])
         self.central.setCurrentWidget(self.empty)
         self.empty.set_busy("Reading images…")
-        task = worker.pipeline_task(fields, self.settings_panel.cluster_fields())
+        # big folders: a sample's map first, the rest added as it comes (same protocol as pipeline_task)
+        task = progressive_task(fields, self.settings_panel.cluster_fields())
         self._start(task, f"Clustering {self._describe_inputs()}", self._run_finished)
 
     def _after_download(self, inputs: list[str]) -> None:
@@ -482,7 +487,10 @@ class MainWindow(QMainWindow):
         paths = [QUrl(url).toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_paths(paths)
+            if self.rescan.accepts_drop(paths):
+                self.rescan.update(paths)
+            else:
+                self.open_paths(paths)
 
     def _restore(self) -> None:
         geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
