@@ -41,7 +41,7 @@ def register(subparsers, **parser_options) -> None:
 
 
 def cmd_update(args, progress, cancelled) -> int:
-    from imgclust_desktop.cli import BadArguments
+    from imgclust_desktop.cli_common import BadArguments
     from imgclust_desktop.core import session as session_io
     from imgclust_desktop.core import update as update_mod
     from imgclust_desktop.core.history import HistoryError
@@ -88,7 +88,7 @@ def cmd_update(args, progress, cancelled) -> int:
 
 def _relocate(session, folder: Path, args, progress, cancelled):
     """The session with its paths moved under --relocate FOLDER, and its recorded identities likewise."""
-    from imgclust_desktop.cli import BadArguments
+    from imgclust_desktop.cli_common import BadArguments
     from imgclust_desktop.core import relocate as relocate_mod
     from imgclust_desktop.core.update import read_identities
 

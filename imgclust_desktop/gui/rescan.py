@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
 
-from imgclust_desktop.gui.app import is_session_folder
+from imgclust_desktop.gui.app_paths import is_session_folder
 
 
 def update_task(session: Any, inputs: list[str]) -> Any:
