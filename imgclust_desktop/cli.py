@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__, cli_modes
+from imgclust_desktop import __version__, cli_modes, cli_ray
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
 EPILOG = """\
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the feature extractors", **kw)
     models.add_argument("--json", action="store_true", help="machine-readable output")
     cli_modes.register(commands, **kw)
+    cli_ray.register(commands, **kw)  # after faces: `features`, and `cluster --engine ray`
     return parser
 
 
@@ -298,6 +299,8 @@ def cmd_cluster(args, progress, cancelled) -> int:
         use_cache=not args.no_cache,
         **{name: getattr(args, name) for name in same_names},
     )
+    if getattr(args, "engine", "local") == "ray":
+        cli_ray.fill_cache_for(request, args, progress, cancelled)  # features on Ray, into the cache
     session = pipeline.run(request, on_progress=progress, cancelled=cancelled)
     progress(Progress("saving", 0, 1, message="montages and report" if not args.no_report else ""))
     session_io.save(session, out, report=not args.no_report)
@@ -481,6 +484,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "models": cmd_models,
     **cli_modes.COMMANDS,
+    **cli_ray.COMMANDS,
 }
 
 
