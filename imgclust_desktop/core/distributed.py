@@ -282,15 +282,17 @@ def _run_dataset(ray, job, spec, store, shards, feature_cache, thumb_cache, run,
         for shard in shards
     ]
     batch = job.batch_size or (64 if plan["device"] == "cuda" else 8)
+    # Failures: Ray Data retries a map task whose worker died, and restarts a dead actor and retries its
+    # batch (its defaults: max_retries=-1 for tasks, max_restarts=-1 and max_task_retries=-1 for actors).
     dataset = (
         ray.data.from_arrow(tables)
         .map_batches(
             decode_batch,
             fn_kwargs={"max_side": spec["max_side"]},
-            batch_size=_DECODE_BATCH,
+            # never more than a shard, so one shard's block is not merged with the next one's
+            batch_size=min(_DECODE_BATCH, job.shard_size),
             batch_format="numpy",
             num_cpus=0.5,
-            max_retries=3,
         )
         .map_batches(
             EmbedActor,
@@ -300,8 +302,6 @@ def _run_dataset(ray, job, spec, store, shards, feature_cache, thumb_cache, run,
             compute=ray.data.ActorPoolStrategy(size=plan["actors"]),
             num_gpus=plan["num_gpus"],
             num_cpus=plan["num_cpus"],
-            max_restarts=3,
-            max_task_retries=3,
         )
     )
     total = sum(len(s.files) for s in shards)
