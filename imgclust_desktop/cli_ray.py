@@ -138,8 +138,7 @@ def fill_cache_for(request, args, progress, cancelled) -> None:
     job.model_id, job.weights_path, job.cache_dir = request.model_id, request.weights_path, request.cache_dir
     run = distributed.fill_cache(job, on_progress=progress, cancelled=cancelled)
     progress.close()
-    if not getattr(args, "quiet", False):
-        print(f"ray: {distributed.describe(run)}", file=sys.stderr)
+    print(f"ray: {distributed.describe(run)}", file=sys.stderr)
 
 
 COMMANDS = {"features": cmd_features}

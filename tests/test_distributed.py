@@ -167,8 +167,9 @@ def test_features_command_writes_a_store_and_says_how_to_cluster_it(
     assert store.features.dtype == np.float32 and store.features.shape == (12, 112)
     assert (tmp_path / "store" / "paths.txt").read_text().splitlines() == store.paths
     # a store of another model in the same folder is refused, not mixed
-    code = cli.main(["features", str(small_folder), "--out", str(tmp_path / "store"), "--input-size", "96"])
-    assert code == 2 and "choose another folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(["features", str(small_folder), "--out", str(tmp_path / "store"), "--input-size", "96"])
+    assert exit_code.value.code == 2 and "choose another folder" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not DEMO.is_dir(), reason="demo folder missing")
@@ -212,3 +213,39 @@ def test_default_install_and_bundle_stay_ray_free():
     assert project["optional-dependencies"]["ray"] == ["ray[data]>=2.40"]
     spec = (root / "packaging" / "imgclust-desktop.spec").read_text()
     assert '"ray",' in spec and '"pyarrow",' in spec
+
+
+def _processes_running(text: str) -> list[int]:
+    """Process ids whose command line (Ray's process title) contains `text` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode("utf-8", "replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker process through /proc")
+def test_a_model_worker_that_dies_is_restarted_by_ray_and_the_run_completes(
+    local_ray, small_folder, tmp_path
+):
+    import signal
+
+    job = distributed.RayJob(inputs=[str(small_folder)], shard_size=2, batch_size=2, use_cache=False)
+    killed = []
+
+    def kill_the_model_worker_once(p) -> None:
+        if p.stage == "features" and p.done > 0 and not killed:
+            for pid in _processes_running("EmbedActor"):
+                os.kill(pid, signal.SIGKILL)  # as a node losing the process: no clean-up
+                killed.append(pid)
+
+    run = distributed.extract_to_store(job, tmp_path / "store", on_progress=kill_the_model_worker_once)
+    assert killed, "no model worker process was found to kill"
+    store = feature_store.open_store(tmp_path / "store")
+    expected, _, _ = local_features([small_folder])
+    assert run.shards_computed == 7 and sorted(store.paths) == sorted(expected)
+    assert max(float(np.abs(store_rows(store)[p] - expected[p]).max()) for p in expected) <= 1e-4

@@ -267,7 +267,9 @@ def _run_dataset(ray, job, spec, store, shards, feature_cache, thumb_cache, run,
     import pyarrow as pa
 
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # progress goes through on_progress, as for the local engine
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     plan = plan_actors(ray.cluster_resources(), job.device, job.workers)
     run.meta["ray"] = {k: plan[k] for k in ("device", "actors", "num_gpus", "num_cpus")}
     tables = [
