@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ingest.py
 
 from imgclust_desktop.core import distributed, sources  # noqa: E402
 from imgclust_desktop.core.features import decode_side  # noqa: E402
@@ -74,6 +75,24 @@ def per_image_costs(folder: Path, limit: int = 64) -> tuple[float, float, float]
     return decode_ms, model_ms, float(np.mean([f.size for f in files])) / 1024
 
 
+def photo_decode_ms(count: int = 8) -> tuple[float, float]:
+    """(decode ms, file MB) for 12 MP JPEGs like a camera's (bench/ingest.py's picture generator)."""
+    from ingest import make_picture
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            make_picture(rng, 4000, 3000).save(Path(tmp) / f"photo{i}.jpg", quality=90)
+        files = sources.scan([tmp]).files
+        decode_file(files[0], 224)  # warm-up
+        started = time.perf_counter()
+        for identity in files:
+            decode_file(identity, 224)
+        return 1000 * (time.perf_counter() - started) / len(files), float(
+            np.mean([f.size for f in files])
+        ) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", default=str(ROOT / "resources" / "demo"))
@@ -84,6 +103,7 @@ def main() -> None:
     print(f"load before: {os.getloadavg()}", flush=True)
     rows = ray_rates(folder, args.cpus, args.workers)
     decode_ms, model_ms, size_kb = per_image_costs(folder)
+    photo_ms, photo_mb = photo_decode_ms()
     print(f"load after: {os.getloadavg()}")
     print("\n| model workers | images | run (s) | images/s |\n|---:|---:|---:|---:|")
     for count, seconds, rate, n in rows:
