@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import feature_store as fstore
+from . import ray_workers
 from .models.registry import DEFAULT_MODEL
 from .progress import (
     CancelFlag,
@@ -37,10 +38,10 @@ from .progress import (
     never_cancelled,
     no_progress,
 )
+from .ray_workers import THUMB_SIZES
 from .sources import FileIdentity, ScanResult, Skipped
 
 RAY_INSTALL = "pip install 'imgclust-desktop[ray]'"
-THUMB_SIZES = (128, 256)
 _POLL_SECONDS = 0.2  # how often the driver looks at the cancel flag while it waits for results
 _DECODE_BATCH = 16
 
@@ -198,6 +199,10 @@ def extract_to_store(
         own_ray = _connect(ray, job.address)
         try:
             _run_dataset(ray, job, spec, store, todo, feature_cache, thumb_cache, run, on_progress, cancelled)
+        except (Cancelled, KeyboardInterrupt):
+            # the result reader may still be inside Ray Data when Ray goes away: its complaints are noise
+            logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+            raise
         finally:
             if own_ray:
                 ray.shutdown()
@@ -289,7 +294,7 @@ def _run_dataset(ray, job, spec, store, shards, feature_cache, thumb_cache, run,
     dataset = (
         ray.data.from_arrow(tables)
         .map_batches(
-            decode_batch,
+            ray_workers.decode_batch,
             fn_kwargs={"max_side": spec["max_side"]},
             # never more than a shard, so one shard's block is not merged with the next one's
             batch_size=min(_DECODE_BATCH, job.shard_size),
@@ -297,7 +302,7 @@ def _run_dataset(ray, job, spec, store, shards, feature_cache, thumb_cache, run,
             num_cpus=0.5,
         )
         .map_batches(
-            EmbedActor,
+            ray_workers.EmbedActor,
             fn_constructor_kwargs={"spec": spec, "device": plan["device"], "threads": plan["threads"]},
             batch_size=batch,
             batch_format="numpy",
@@ -419,71 +424,6 @@ class _ShardCollector:
         self.run.files_computed += len(shard.files)
 
 
-def decode_batch(batch: dict, max_side: int) -> dict:
-    """Ray task: decode a batch of file rows with the local engine's code; failures become reasons."""
-    from . import remote
-    from .ingest import decode_file
-
-    count = len(batch["path"])
-    images = np.empty(count, dtype=object)
-    ok = np.zeros(count, bool)
-    reasons, keys, thumbs = [""] * count, [""] * count, {size: [b""] * count for size in THUMB_SIZES}
-    for i in range(count):
-        identity = FileIdentity(str(batch["path"][i]), int(batch["size"][i]), int(batch["mtime_ns"][i]))
-        keys[i] = identity.key()
-        if remote.is_url(identity.path):
-            result = remote.decode_url(identity, max_side)
-        else:
-            result = decode_file(identity, max_side)
-        if isinstance(result, Skipped):
-            reasons[i], images[i] = result.reason, np.zeros((1, 1, 3), np.uint8)
-        else:
-            ok[i], images[i] = True, result.image
-            for size in THUMB_SIZES:
-                thumbs[size][i] = result.thumbnails.get(size, b"")
-    return {
-        "path": batch["path"],
-        "shard": batch["shard"],
-        "key": np.array(keys, dtype=object),
-        "ok": ok,
-        "reason": np.array(reasons, dtype=object),
-        "image": images,
-        "thumb128": np.array(thumbs[128], dtype=object),
-        "thumb256": np.array(thumbs[256], dtype=object),
-    }
-
-
-class EmbedActor:
-    """Ray actor: builds the extractor once, then embeds decoded batches (half precision on GPUs)."""
-
-    def __init__(self, spec: dict, device: str, threads: int | None) -> None:
-        from .models import registry
-
-        self.extractor = registry.create(
-            spec["model_id"],
-            device=device,
-            weights_path=spec["weights_path"],
-            layer=spec["layer"],
-            input_size=spec["input_size"],
-        )
-        if threads and self.extractor.device == "cpu":
-            import torch
-
-            torch.set_num_threads(threads)  # the slot Ray gave this actor, not every core of the node
-        self.dim = int(self.extractor.dim)
-
-    def __call__(self, batch: dict) -> dict:
-        ok = np.asarray(batch["ok"], bool)
-        features = np.zeros((len(ok), self.dim), np.float32)
-        rows = np.flatnonzero(ok)
-        if len(rows):
-            images = [np.asarray(batch["image"][i]) for i in rows]
-            features[rows] = self.extractor.embed(self.extractor.preprocess(images))
-        cache_key = np.array([self.extractor.cache_key] * len(ok), dtype=object)
-        keep = ("path", "shard", "key", "ok", "reason", "thumb128", "thumb256")
-        return {**{name: batch[name] for name in keep}, "features": features, "cache_key": cache_key}
-
-
 def cache_run_folder(cache_dir: str | None, job: RayJob) -> Path:
     """Where `cluster --engine ray` keeps its shards until the cache holds them (so it can resume too)."""
     from .cache import default_cache_dir
@@ -539,8 +479,6 @@ __all__ = [
     "RayJob",
     "RayRun",
     "RayUnavailable",
-    "EmbedActor",
-    "decode_batch",
     "describe",
     "extract_to_store",
     "fill_cache",
