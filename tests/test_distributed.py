@@ -139,7 +139,18 @@ def test_object_store_urls_read_through_pyarrow_give_the_same_rows(local_ray, sm
     }
 
 
-def test_cluster_engine_ray_caches_rows_under_local_keys(local_ray, small_folder, tmp_path, capsys):
+def test_cluster_engine_ray_caches_rows_under_local_keys(
+    local_ray, small_folder, tmp_path, capsys, monkeypatch
+):
+    from imgclust_desktop.core import features as local_engine
+
+    decoded_here, real_stream = [], local_engine.decode_stream
+
+    def counting_stream(files, **options):
+        decoded_here.extend(files)
+        return real_stream(files, **options)
+
+    monkeypatch.setattr(local_engine, "decode_stream", counting_stream)
     cache = tmp_path / "cache"
     common = [str(small_folder), "--cache-dir", str(cache), "--no-report", "--k", "3", "-q"]
     ray_options = ["--engine", "ray", "--shard-size", "5"]
@@ -147,6 +158,8 @@ def test_cluster_engine_ray_caches_rows_under_local_keys(local_ray, small_folder
     assert "3 computed on Ray" in capsys.readouterr().err
     by_ray = session_io.load(tmp_path / "ray")
     assert by_ray.params["features_computed"] == 0  # the local stages found every row in the cache
+    # nor any thumbnail: the local stages decoded only the file that no engine can decode
+    assert [Path(f.path).name for f in decoded_here] == ["truncated.png"]
     assert not (cache / "ray-runs").exists() or not any((cache / "ray-runs").iterdir())
 
     assert cli.main(["cluster", *common, "--out", str(tmp_path / "local")]) == 0
