@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgclust_desktop import __version__, cli_modes, cli_recut, cli_update
+from imgclust_desktop import __version__, cli_modes, cli_ray, cli_recut, cli_update
 from imgclust_desktop.cli_common import BadArguments
 from imgclust_desktop.core.cluster import CRITERIA, LINKAGES, METHODS  # numpy only: keeps --help fast
 
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_modes.register(commands, **kw)
     cli_recut.register(commands, **kw)
     cli_update.register(commands, **kw)
+    cli_ray.register(commands, **kw)  # after faces: `features`, and `cluster --engine ray`
     return parser
 
 
@@ -346,6 +347,8 @@ def _check_feature_inputs(args) -> None:
         raise BadArguments("give INPUT folders/files, or --features FILE.npy --paths FILE.txt")
     if args.paths and not args.features:
         raise BadArguments("--paths goes with --features (one image path per feature row)")
+    if args.features and getattr(args, "engine", "local") == "ray":
+        raise BadArguments("--engine ray computes features; --features brings them: use one of the two")
     if args.features and (args.model or args.weights or args.layer or args.input_size):
         raise BadArguments(
             "--model/--weights/--layer/--input-size do not apply to --features (no model runs)"
@@ -383,6 +386,8 @@ def _session_from_images(args, params, model_id, same_names, progress, cancelled
         use_cache=not args.no_cache,
         **{name: getattr(args, name) for name in same_names},
     )
+    if getattr(args, "engine", "local") == "ray":
+        cli_ray.fill_cache_for(request, args, progress, cancelled)  # features on Ray, into the cache
     return pipeline.run(request, on_progress=progress, cancelled=cancelled)
 
 
@@ -551,6 +556,7 @@ COMMANDS = {
     **cli_modes.COMMANDS,
     **cli_recut.COMMANDS,
     **cli_update.COMMANDS,
+    **cli_ray.COMMANDS,
 }
 
 
