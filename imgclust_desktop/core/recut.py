@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .session import NOISE, ClusterInfo, Session
+from .tree import ClusterTree
 
 
 class RecutError(Exception):
@@ -44,9 +45,6 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     new_nodes = tree.node_of_clusters(k)  # cluster id of the cut -> tree node
     node_to_new = {int(node): cid for cid, node in enumerate(new_nodes.tolist())}
     old = session.clusters
-    old_level = session.level if session.level is not None else tree.default_k
-    old_base = tree.cut(old_level)
-    old_nodes = tree.node_of_clusters(old_level)
     node_to_old = {info.node: cid for cid, info in old.items() if info.node is not None}
 
     clusters: dict[int, ClusterInfo] = {}
@@ -70,8 +68,8 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         kept.append(f"{info.name!r} ({int(np.sum(session.labels == cid))} images) is kept: you made it")
         next_id += 1
     # Images moved by hand into a tree cluster: their label differs from the tree's at the old level.
-    tree_cluster_of_old = np.array([node_to_old.get(int(nd), -2) for nd in old_nodes.tolist()])
-    expected = tree_cluster_of_old[old_base]
+    # (the tree group of a row is the cluster whose node holds its leaf: a uniform cut or a drilled one)
+    expected = leaf_owner(tree, node_to_old)[tree.leaf_of]
     moved = np.flatnonzero((session.labels != expected) & ~np.isin(session.labels, list(handmade)))
     lost_moves: dict[str, int] = {}
     for row in moved.tolist():
@@ -96,24 +94,38 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         if info.node is None or info.node in carried or not np.any(session.labels == info.id):
             continue
         if info.renamed:
-            warnings.append(f"the name {info.name!r} is not used at {k} groups (that group is split or merged)")
+            warnings.append(
+                f"the name {info.name!r} is not used at {k} groups (that group is split or merged)"
+            )
         if info.excluded:
-            warnings.append(f"{info.name!r} was excluded from export; at {k} groups that group does not exist")
+            warnings.append(
+                f"{info.name!r} was excluded from export; at {k} groups that group does not exist"
+            )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
     return RecutPlan(k, labels, clusters, warnings, kept)
 
 
-def apply_recut(session: Session, plan: RecutPlan) -> None:
-    """Make the plan the session's state: labels, clusters (with medoids), level; one "recut" edit logged."""
+def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **details: object) -> None:
+    """Make the plan the session's state: labels, clusters (with medoids), level, the cluster linkage the
+    dendrogram draws; one edit logged (`op`, "recut" unless a drill-down says otherwise)."""
     previous_level = session.level
     session.labels = plan.labels.copy()
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
     session._refresh_medoids(session.clusters)
     apply_auto_names(session, session.leaf_terms, session.tree.leaf_of if session.tree is not None else None)
+    drawn = cluster_linkage(session)
+    if drawn is not None:
+        session.linkage, session.linkage_cluster_ids = drawn
     session.edits.append(
-        {"op": "recut", "time": round(time.time(), 3), "level": int(plan.k), "previous_level": previous_level}
+        {
+            "op": op,
+            "time": round(time.time(), 3),
+            "level": int(plan.k),
+            "previous_level": previous_level,
+            **details,
+        }
     )
 
 
@@ -133,3 +145,160 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
         info = session.clusters.get(cid)
         if info is not None and not info.renamed:
             session.clusters[cid] = dataclasses.replace(info, name=name)
+
+
+# ---- drill-down: one cluster into its tree children, and back ----------------------------------------------
+
+
+def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+    """For every tree node (leaves 0..m-1, then merges): the cluster whose node is it or above it, else -2."""
+    m = tree.n_leaves
+    if m == 0:
+        return np.zeros(0, np.int64)
+    parent = np.arange(2 * m - 1)
+    merges = tree.linkage[:, :2].astype(np.int64)
+    parent[merges[:, 0]] = np.arange(m, 2 * m - 1)
+    parent[merges[:, 1]] = np.arange(m, 2 * m - 1)
+    marked = np.fromiter(node_to_cluster, np.int64, count=len(node_to_cluster))
+    parent[marked] = marked  # a cluster's node stops the climb: its subtree belongs to it
+    while True:  # pointer jumping: each node ends on its nearest marked ancestor (or the root)
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    cluster_of = np.full(2 * m - 1, -2, np.int64)
+    cluster_of[marked] = np.fromiter(node_to_cluster.values(), np.int64, count=len(node_to_cluster))
+    return cluster_of[parent]
+
+
+def leaf_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+    """For every leaf: the cluster whose tree node holds it (-2: none does)."""
+    return node_owner(tree, node_to_cluster)[: tree.n_leaves]
+
+
+def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
+    """The tree above the current clusters as a scipy linkage over them (their ids in leaf order).
+
+    Those are the merges no cluster holds: after a uniform cut at k, the top k - 1 rows of the tree;
+    after a drill-down, the same with the expanded cluster's own merge among them. Clusters the person
+    made (no tree node) are not in it. None when the session has no tree.
+    """
+    tree = session.tree
+    if tree is None:
+        return None
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    node_to_cluster = {
+        int(info.node): cid
+        for cid, info in session.clusters.items()
+        if info.node is not None and cid in present
+    }
+    ids = sorted(node_to_cluster.values())
+    index = {cid: i for i, cid in enumerate(ids)}
+    m = tree.n_leaves
+    resolved: dict[
+        int, tuple[int, int]
+    ] = {  # node -> (row in the drawn linkage's numbering, clusters under it)
+        node: (index[cid], 1) for node, cid in node_to_cluster.items()
+    }
+    rows: list[list[float]] = []
+    owner = node_owner(tree, node_to_cluster)
+    for j in np.flatnonzero(owner[m:] == -2).tolist():
+        a = resolved.get(int(tree.linkage[j, 0]))
+        b = resolved.get(int(tree.linkage[j, 1]))
+        if a is None or b is None:
+            if a is not None or b is not None:  # a branch without clusters (merged by hand): skip it
+                resolved[m + j] = a if a is not None else b  # type: ignore[assignment]
+            continue
+        resolved[m + j] = (len(ids) + len(rows), a[1] + b[1])
+        rows.append([a[0], b[0], float(tree.linkage[j, 2]), a[1] + b[1]])
+    return np.asarray(rows, np.float64).reshape(-1, 4), ids
+
+
+def _tree_cluster(session: Session, cluster_id: int) -> tuple[ClusterTree, ClusterInfo]:
+    tree = session.tree
+    if tree is None:
+        raise RecutError("this session has no cluster tree (it was clustered with another method)")
+    info = session.clusters.get(int(cluster_id))
+    if info is None or not np.any(session.labels == cluster_id):
+        raise RecutError(f"there is no cluster {cluster_id}")
+    if info.node is None:
+        raise RecutError(f"{info.name!r} was made by hand: it is not a branch of the tree")
+    return tree, info
+
+
+def expand_cluster(session: Session, cluster_id: int, depth: int = 1) -> RecutPlan:
+    """One cluster shown as its sub-groups in the tree (`depth` levels down); only its rows change.
+
+    The largest sub-group keeps the cluster's id; the others get new ids. Nothing is changed: apply the
+    plan with apply_recut(..., op="expand").
+    """
+    tree, info = _tree_cluster(session, cluster_id)
+    m = tree.n_leaves
+    if info.node < m:
+        raise RecutError(f"{info.name!r} is one micro-cluster of near-identical images: it has no sub-groups")
+    frontier = [int(info.node)]
+    for _ in range(max(1, int(depth))):
+        frontier = [c for node in frontier for c in _children(tree, node)]
+    rows = np.flatnonzero(session.labels == cluster_id)
+    sub = node_owner(tree, {node: i for i, node in enumerate(frontier)})[tree.leaf_of[rows]]
+    sizes = np.bincount(sub[sub >= 0], minlength=len(frontier))
+    order = [int(i) for i in np.argsort(-sizes, kind="stable") if sizes[i] > 0]
+    warnings, kept = [], []
+    stray = sub < 0  # moved into this cluster by hand: they stay with its largest part
+    if stray.any():
+        sub[stray] = order[0]
+        kept.append(f"{int(stray.sum())} image(s) you moved into {info.name!r} stay in its largest sub-group")
+    if info.renamed:
+        warnings.append(f"the name {info.name!r} is not used for its sub-groups")
+    next_id = max([*session.clusters, int(session.labels.max())]) + 1
+    new_ids = {order[0]: int(cluster_id)}
+    for part in order[1:]:
+        new_ids[part] = next_id
+        next_id += 1
+    labels = session.labels.copy()
+    labels[rows] = np.array([new_ids.get(s, int(cluster_id)) for s in range(len(frontier))])[sub]
+    clusters = dict(session.clusters)
+    for part, cid in new_ids.items():
+        clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, info.excluded, node=int(frontier[part]))
+    k = session.level if session.level is not None else tree.default_k
+    return RecutPlan(int(k), labels, clusters, warnings, kept)
+
+
+def collapse_cluster(session: Session, cluster_id: int) -> RecutPlan:
+    """The cluster and its siblings in the tree folded back into their parent group (the inverse of
+    expand_cluster); the parent takes the smallest of their ids. Nothing is changed until apply_recut."""
+    tree, info = _tree_cluster(session, cluster_id)
+    m = tree.n_leaves
+    where = np.flatnonzero((tree.linkage[:, :2] == info.node).any(axis=1))
+    if where.size == 0:
+        raise RecutError(f"{info.name!r} already holds every image of the tree")
+    parent = m + int(where[0])
+    under = node_owner(tree, {parent: 0}) == 0
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    merged = sorted(
+        cid for cid, c in session.clusters.items() if c.node is not None and under[c.node] and cid in present
+    )
+    target = merged[0]
+    labels = session.labels.copy()
+    labels[np.isin(labels, merged)] = target
+    warnings = [
+        f"the name {session.clusters[cid].name!r} is not used for the group it folds into"
+        for cid in merged
+        if session.clusters[cid].renamed
+    ]
+    flags = {session.clusters[cid].excluded for cid in merged}
+    if len(flags) > 1:
+        warnings.append(
+            "some of these groups were excluded from export and some not: the folded group is kept"
+        )
+    clusters = {cid: c for cid, c in session.clusters.items() if cid not in merged[1:]}
+    clusters[target] = ClusterInfo(target, f"Cluster {target}", None, flags == {True}, node=parent)
+    k = session.level if session.level is not None else tree.default_k
+    return RecutPlan(int(k), labels, clusters, warnings, [])
+
+
+def _children(tree: ClusterTree, node: int) -> list[int]:
+    m = tree.n_leaves
+    if node < m:
+        return [node]
+    return [int(tree.linkage[node - m, 0]), int(tree.linkage[node - m, 1])]

@@ -1,0 +1,86 @@
+"""Drill-down: one cluster opened into its tree sub-groups and folded back; the tree above the clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tree_support import make_tree_session
+
+from imgclust_desktop.core.recut import (
+    RecutError,
+    apply_recut,
+    cluster_linkage,
+    collapse_cluster,
+    expand_cluster,
+    plan_recut,
+)
+
+
+@pytest.fixture
+def session():
+    s = make_tree_session()
+    apply_recut(s, plan_recut(s, s.tree.coarser(s.level)))  # a coarse level: every cluster has sub-groups
+    return s
+
+
+def test_expanding_a_cluster_splits_only_its_rows_into_its_tree_children(session):
+    before = session.labels.copy()
+    biggest = max(session.cluster_ids(), key=lambda c: int(np.sum(before == c)))
+    node = session.clusters[biggest].node
+    plan = expand_cluster(session, biggest)
+    assert np.array_equal(session.labels, before)  # a plan changes nothing
+    apply_recut(session, plan, op="expand", cluster=biggest)
+    rows = before == biggest
+    assert np.array_equal(session.labels[~rows], before[~rows])
+    parts = sorted(np.unique(session.labels[rows]).tolist())
+    assert len(parts) == 2 and biggest in parts
+    m = session.tree.n_leaves
+    children = {int(c) for c in session.tree.linkage[node - m, :2]}
+    assert {session.clusters[p].node for p in parts} == children
+    # each part is exactly the images of its tree child
+    for part in parts:
+        child_rows = np.flatnonzero(session.labels == part)
+        assert len(np.unique(session.tree.leaf_of[child_rows])) >= 1
+        assert session.name_of(part)  # automatic names for the new groups
+    assert session.edits[-1]["op"] == "expand"
+
+
+def test_collapsing_a_sub_group_restores_the_cluster_exactly(session):
+    before = session.labels.copy()
+    names = {c: session.name_of(c) for c in session.cluster_ids()}
+    target = session.cluster_ids()[0]
+    apply_recut(session, expand_cluster(session, target))
+    new = [c for c in session.cluster_ids() if c not in names]
+    assert new
+    apply_recut(session, collapse_cluster(session, new[0]), op="collapse")
+    assert np.array_equal(session.labels, before)
+    assert {c: session.name_of(c) for c in session.cluster_ids()} == names
+
+
+def test_a_renamed_cluster_warns_before_it_is_opened_and_handmade_ones_cannot_be(session):
+    cid = session.cluster_ids()[0]
+    session.rename(cid, "beach days")
+    assert any("beach days" in w for w in expand_cluster(session, cid).warnings)
+    new = session.split(np.flatnonzero(session.labels == cid)[:2], name="mine")
+    with pytest.raises(RecutError, match="made by hand"):
+        expand_cluster(session, new)
+
+
+def test_the_drawn_tree_is_the_part_above_the_clusters(session):
+    linkage, ids = cluster_linkage(session)
+    assert ids == session.cluster_ids()
+    assert linkage.shape == (len(ids) - 1, 4)
+    assert np.all(np.diff(linkage[:, 2]) >= 0)
+    assert linkage[-1, 3] == len(ids)  # the root holds every cluster
+    apply_recut(session, expand_cluster(session, ids[0]))
+    linkage2, ids2 = cluster_linkage(session)
+    assert len(ids2) == len(ids) + 1 and linkage2.shape == (len(ids2) - 1, 4)
+    assert linkage2[0, 2] < linkage[0, 2]  # the opened cluster's own merge sits under the old ones
+
+
+def test_a_recut_after_a_drill_down_keeps_hand_moves_and_gives_the_uniform_cut(session):
+    tree = session.tree
+    apply_recut(session, expand_cluster(session, session.cluster_ids()[0]))
+    plan = plan_recut(session, tree.default_k)
+    assert not plan.warnings  # drilled groups are tree groups, not hand moves
+    assert np.array_equal(plan.labels, tree.cut(tree.default_k))
