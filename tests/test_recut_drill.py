@@ -84,3 +84,29 @@ def test_a_recut_after_a_drill_down_keeps_hand_moves_and_gives_the_uniform_cut(s
     plan = plan_recut(session, tree.default_k)
     assert not plan.warnings  # drilled groups are tree groups, not hand moves
     assert np.array_equal(plan.labels, tree.cut(tree.default_k))
+
+
+def test_a_name_lost_at_a_finer_level_comes_back_and_is_remembered_in_the_session_folder(tmp_path):
+    from imgclust_desktop.core import session as session_io
+
+    s = make_tree_session()
+    default = s.level
+    finer = s.tree.finer(default)
+    split_there = set(s.tree.node_of_clusters(finer).tolist())
+    cid = next(c for c in s.cluster_ids() if s.clusters[c].node not in split_there)
+    node, rows = s.clusters[cid].node, np.flatnonzero(s.labels == cid)
+    s.rename(cid, "sunsets")
+    s.set_cluster_excluded(cid, True)
+    plan = plan_recut(s, finer)
+    assert any("sunsets" in w for w in plan.warnings)
+    apply_recut(s, plan)
+    assert s.node_curation == {node: {"name": "sunsets", "excluded": True}}
+    session_io.save(s, tmp_path / "s", report=False)
+    s = session_io.load(tmp_path / "s")
+    assert s.node_curation == {node: {"name": "sunsets", "excluded": True}}
+    back = plan_recut(s, default)
+    assert any("sunsets" in line for line in back.kept)
+    apply_recut(s, back)
+    back_id = int(s.labels[rows[0]])
+    assert s.name_of(back_id) == "sunsets" and s.clusters[back_id].excluded and s.clusters[back_id].renamed
+    assert s.node_curation == {}

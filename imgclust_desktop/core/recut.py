@@ -33,6 +33,7 @@ class RecutPlan:
     clusters: dict[int, ClusterInfo]
     warnings: list[str] = field(default_factory=list)  # curation that cannot apply at this level
     kept: list[str] = field(default_factory=list)  # curation carried over, in words
+    node_curation: dict[int, dict] = field(default_factory=dict)  # Session.node_curation after the plan
 
 
 def plan_recut(session: Session, k: int) -> RecutPlan:
@@ -95,7 +96,8 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             continue
         if info.renamed:
             warnings.append(
-                f"the name {info.name!r} is not used at {k} groups (that group is split or merged)"
+                f"the name {info.name!r} is not used at {k} groups (that group is split or merged;"
+                " it comes back where it is whole again)"
             )
         if info.excluded:
             warnings.append(
@@ -103,7 +105,32 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
-    return RecutPlan(k, labels, clusters, warnings, kept)
+    memory = _remember(session, clusters, kept)
+    return RecutPlan(k, labels, clusters, warnings, kept, memory)
+
+
+def _remember(session: Session, clusters: dict[int, ClusterInfo], kept: list[str]) -> dict[int, dict]:
+    """Names and exclusions of groups leaving the cut are remembered by tree node; those of the new
+    clusters come back (`clusters` is updated). Returns the memory after the change."""
+    memory = {int(k): dict(v) for k, v in session.node_curation.items()}
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    new_nodes = {c.node for c in clusters.values() if c.node is not None}
+    for info in session.clusters.values():
+        if info.node is None or info.id not in present:
+            continue
+        memory.pop(info.node, None)  # a cluster's own state wins over anything remembered
+        if info.node not in new_nodes and (info.renamed or info.excluded):
+            memory[info.node] = {"name": info.name if info.renamed else None, "excluded": bool(info.excluded)}
+    for cid, c in list(clusters.items()):
+        saved = None if c.node is None else memory.pop(c.node, None)
+        if saved is None:
+            continue
+        name = saved.get("name")
+        clusters[cid] = dataclasses.replace(
+            c, name=name or c.name, renamed=bool(name), excluded=bool(saved.get("excluded"))
+        )
+        kept.append(f"{name or clusters[cid].name!r} is back as you left it (a whole group again)")
+    return memory
 
 
 def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **details: object) -> None:
@@ -113,6 +140,7 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     session.labels = plan.labels.copy()
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
+    session.node_curation = dict(plan.node_curation)
     session._refresh_medoids(session.clusters)
     apply_auto_names(session, session.leaf_terms, session.tree.leaf_of if session.tree is not None else None)
     drawn = cluster_linkage(session)
@@ -261,7 +289,7 @@ def expand_cluster(session: Session, cluster_id: int, depth: int = 1) -> RecutPl
     for part, cid in new_ids.items():
         clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, info.excluded, node=int(frontier[part]))
     k = session.level if session.level is not None else tree.default_k
-    return RecutPlan(int(k), labels, clusters, warnings, kept)
+    return RecutPlan(int(k), labels, clusters, warnings, kept, _remember(session, clusters, kept))
 
 
 def collapse_cluster(session: Session, cluster_id: int) -> RecutPlan:
@@ -294,7 +322,8 @@ def collapse_cluster(session: Session, cluster_id: int) -> RecutPlan:
     clusters = {cid: c for cid, c in session.clusters.items() if cid not in merged[1:]}
     clusters[target] = ClusterInfo(target, f"Cluster {target}", None, flags == {True}, node=parent)
     k = session.level if session.level is not None else tree.default_k
-    return RecutPlan(int(k), labels, clusters, warnings, [])
+    kept: list[str] = []
+    return RecutPlan(int(k), labels, clusters, warnings, kept, _remember(session, clusters, kept))
 
 
 def _children(tree: ClusterTree, node: int) -> list[int]:

@@ -95,6 +95,9 @@ class MainWindow(QMainWindow):
         from imgclust_desktop.gui.faces import install_modes_menu
 
         self.modes = install_modes_menu(self)
+        from imgclust_desktop.gui.granularity import install_granularity
+
+        self.granularity = install_granularity(self)  # fewer / more groups over the cluster tree
         self.status_label = QLabel("Ready")
         self.status_bar_progress = QProgressBar()
         self.status_bar_progress.setMaximumWidth(180)
@@ -430,8 +433,13 @@ class MainWindow(QMainWindow):
             self.empty.set_busy(None)
 
     def cut_dendrogram(self, height: float) -> None:
-        """The dendrogram's cut line moved: merge the clusters it joins (undoable)."""
-        if not self.busy():
+        """The dendrogram's cut line moved: re-cut the cluster tree there, or (no tree) merge the clusters
+        it joins; undoable either way."""
+        if self.busy():
+            return
+        if getattr(self.model.session, "tree", None) is not None:
+            self.granularity.recut_to_height(height)
+        else:
             self.model.cut_tree(height)
 
     # ---- state of actions, recent sessions, dialogs

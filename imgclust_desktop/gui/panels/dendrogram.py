@@ -60,11 +60,13 @@ class DendrogramPanel(QWidget):
     """Cluster linkage drawn as a tree; dragging the cut line previews the count, releasing emits it."""
 
     cutChanged = Signal(float)
+    contextMenuRequested = Signal(object, object)  # (cluster id, global QPoint): right-click on a group
 
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.linkage: np.ndarray | None = None
+        self.tree: Any = None  # the session's ClusterTree, when it has one: the line then re-cuts it
         self.cluster_ids: list[int] = []
         self.cut_count = 0
         self._x = self._y = np.zeros(0)
@@ -124,7 +126,13 @@ class DendrogramPanel(QWidget):
         """Re-read the linkage, names, sizes and medoids from the session."""
         session = self.model.session
         self._sync_provider()
+        self.tree = None if session is None else getattr(session, "tree", None)
         linkage = None if session is None else getattr(session, "linkage", None)
+        linkage_ids = [] if session is None else session.linkage_cluster_ids
+        if self.tree is not None:  # the tree above the current clusters, each cluster a collapsed leaf
+            from imgclust_desktop.core.recut import cluster_linkage
+
+            linkage, linkage_ids = cluster_linkage(session)
         if linkage is None or len(linkage) < 1:
             self.linkage = None
             self.plot.hide()
@@ -138,7 +146,7 @@ class DendrogramPanel(QWidget):
         self.hint.show()
         new_tree = self.linkage is None or not np.array_equal(self.linkage, linkage)
         self.linkage = np.asarray(linkage, dtype=np.float64)
-        self.cluster_ids = [int(c) for c in session.linkage_cluster_ids]
+        self.cluster_ids = [int(c) for c in linkage_ids]
         self._x, self._y, self._members = tree_layout(self.linkage)
         n_leaves = len(self.cluster_ids)
         segments = []
@@ -150,7 +158,18 @@ class DendrogramPanel(QWidget):
         self.branches.setData(segments[:, 0], segments[:, 1])
         top = float(self.linkage[:, 2].max()) or 1.0
         self.cut_line.setBounds((0.0, top * 1.08))
-        if new_tree:
+        if self.tree is not None:  # the line sits at the session's level; it moves both ways
+            from imgclust_desktop.gui.granularity import height_of_level
+
+            self.hint.setText(
+                "Drag the red line up for fewer groups, down for more; "
+                "right-click a group to show its sub-groups."
+            )
+            self._highlight_node = None
+            self.chosen.setData([], [])
+            level = session.level if session.level is not None else len(self.cluster_ids)
+            self.set_cut_height(height_of_level(self.tree, level))
+        elif new_tree:
             self._highlight_node = None
             self.chosen.setData([], [])
             # start just under the lowest merge: every current cluster is its own group
@@ -172,7 +191,12 @@ class DendrogramPanel(QWidget):
     def _cut_moved(self, line: Any) -> None:
         if self.linkage is None:
             return
-        self.cut_count = count_at(self.linkage, float(line.value()))
+        if self.tree is not None:
+            from imgclust_desktop.gui.granularity import tree_count_at
+
+            self.cut_count = tree_count_at(self.tree, float(line.value()))
+        else:
+            self.cut_count = count_at(self.linkage, float(line.value()))
         self.cut_line.label.setFormat(f"{self.cut_count} clusters  (height {float(line.value()):.3g})")
 
     # -- leaves -----------------------------------------------------------------------------------------
@@ -277,11 +301,16 @@ class DendrogramPanel(QWidget):
         self.chosen.setData(segments[:, 0], segments[:, 1])
 
     def _clicked(self, ev: Any) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or self.linkage is None:
-            return
-        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
+        if self.linkage is None or not self.view.sceneBoundingRect().contains(ev.scenePos()):
             return
         node = self.node_at(self.view.mapSceneToView(ev.scenePos()))
+        if ev.button() == Qt.MouseButton.RightButton:
+            if node is not None and node < len(self.cluster_ids):
+                self.contextMenuRequested.emit(self.cluster_ids[node], ev.screenPos().toPoint())
+                ev.accept()
+            return
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
         if node is not None:
             self.select_node(node, selection_mode(ev.modifiers()))
         ev.accept()
