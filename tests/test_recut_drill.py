@@ -110,3 +110,23 @@ def test_a_name_lost_at_a_finer_level_comes_back_and_is_remembered_in_the_sessio
     back_id = int(s.labels[rows[0]])
     assert s.name_of(back_id) == "sunsets" and s.clusters[back_id].excluded and s.clusters[back_id].renamed
     assert s.node_curation == {}
+
+
+def test_medoids_of_a_cut_are_the_ones_a_full_recomputation_gives(session):
+    import copy
+
+    from imgclust_desktop.core.recut import refresh_medoids
+
+    tree = session.tree
+    session.assign(np.flatnonzero(session.labels == session.cluster_ids()[1])[:3], session.cluster_ids()[0])
+    for k in (tree.default_k, tree.levels[0], tree.default_k, tree.n_leaves):  # repeats hit the node cache
+        apply_recut(session, plan_recut(session, k))
+        slow = copy.deepcopy(session)
+        slow._refresh_medoids(slow.clusters)
+        assert {c: i.medoid_index for c, i in session.clusters.items()} == {
+            c: i.medoid_index for c, i in slow.clusters.items()
+        }
+    refresh_medoids(session)
+    assert all(
+        session.clusters[c].medoid_index in np.flatnonzero(session.labels == c) for c in session.cluster_ids()
+    )

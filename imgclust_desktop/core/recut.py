@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .session import NOISE, ClusterInfo, Session
+from .session import NOISE, ClusterInfo, Session, _unit_rows
 from .tree import ClusterTree
 
 
@@ -141,7 +142,7 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
     session.node_curation = dict(plan.node_curation)
-    session._refresh_medoids(session.clusters)
+    refresh_medoids(session)
     apply_auto_names(session, session.leaf_terms, session.tree.leaf_of if session.tree is not None else None)
     drawn = cluster_linkage(session)
     if drawn is not None:
@@ -165,9 +166,8 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
     tree = session.tree
     if tree is not None and session.level is not None:
         parent_cut = tree.cut(tree.coarser(session.level))
-        siblings = {}
-        for cid in session.cluster_ids():
-            siblings[cid] = int(parent_cut[int(np.flatnonzero(session.labels == cid)[0])])
+        ids, first_row = np.unique(session.labels, return_index=True)  # one pass, not one per cluster
+        siblings = {int(c): int(parent_cut[r]) for c, r in zip(ids, first_row, strict=True) if c >= 0}
     names = cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
     for cid, name in names.items():
         info = session.clusters.get(cid)
@@ -331,3 +331,58 @@ def _children(tree: ClusterTree, node: int) -> list[int]:
     if node < m:
         return [node]
     return [int(tree.linkage[node - m, 0]), int(tree.linkage[node - m, 1])]
+
+
+# ---- medoids of a cut: a tree group's medoid never changes, so it is computed once per node ---------------
+
+_MEDOIDS: dict[int, tuple[weakref.ref, dict[int, int]]] = {}  # id(tree) -> (the tree, node -> medoid row)
+
+
+def _node_medoids(tree: ClusterTree) -> dict[int, int]:
+    key = id(tree)
+    entry = _MEDOIDS.get(key)
+    if entry is None or entry[0]() is not tree:
+        entry = (weakref.ref(tree, lambda _ref, key=key: _MEDOIDS.pop(key, None)), {})
+        _MEDOIDS[key] = entry
+    return entry[1]
+
+
+def refresh_medoids(session: Session) -> None:
+    """Every cluster's medoid (the row nearest its mean direction), as Session._refresh_medoids computes it.
+
+    One sort of the labels instead of one scan per cluster; a cluster that is exactly its tree group (no
+    image moved in or out by hand) reuses that group's medoid from an earlier cut.
+    """
+    features = session.features
+    if features.shape[0] != len(session.paths) or features.ndim != 2:
+        return
+    labels = session.labels
+    order = np.argsort(labels, kind="stable")
+    ids, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    tree = session.tree
+    cache: dict[int, int] = {}
+    impure: set[int] = set()
+    if tree is not None:
+        cache = _node_medoids(tree)
+        node_to_cluster = {int(c.node): cid for cid, c in session.clusters.items() if c.node is not None}
+        expected = leaf_owner(tree, node_to_cluster)[tree.leaf_of]
+        differs = labels != expected
+        impure = set(np.unique(labels[differs]).tolist()) | set(np.unique(expected[differs]).tolist())
+    for cid, start, count in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
+        info = session.clusters.get(cid)
+        if cid == NOISE or info is None:
+            continue
+        pure = info.node is not None and cid not in impure
+        medoid = cache.get(info.node) if pure else None
+        if medoid is None:
+            rows = order[start : start + count]
+            feats = _unit_rows(features[rows])
+            medoid = int(rows[int(np.argmax(feats @ feats.mean(axis=0)))])
+            if pure:
+                cache[int(info.node)] = medoid
+        if medoid != info.medoid_index:
+            session.clusters[cid] = dataclasses.replace(info, medoid_index=medoid)
+    present = set(ids.tolist())
+    for cid, info in session.clusters.items():  # clusters left without images have no medoid
+        if info.medoid_index is not None and cid not in present:
+            session.clusters[cid] = dataclasses.replace(info, medoid_index=None)
