@@ -61,6 +61,8 @@ def main() -> int:
     screen = QGuiApplication.primaryScreen().geometry()
     window.setGeometry(screen)
     window.show()
+    method = window.settings_panel.method
+    method.setCurrentIndex(method.findData("tree"))  # the default; a remembered other method would hide the tree
     QTimer.singleShot(0, lambda: window.open_paths([str(demo_folder())]))
     deadline = time.monotonic() + 900
     settle(app, 2)
