@@ -132,3 +132,8 @@ def test_slider_stops_include_the_stored_levels_and_heights_map_back_to_counts()
     assert set(tree.levels) <= set(stops) and stops[0] == 1 and stops[-1] == tree.n_leaves
     for k in range(1, tree.n_leaves + 1):
         assert tree_count_at(tree, height_of_level(tree, k)) == k
+
+
+def test_a_fresh_window_clusters_with_the_tree_so_it_can_be_recut(window):
+    fields = window.settings_panel.cluster_fields()
+    assert fields["method"] == "tree" and fields["k"] is None
