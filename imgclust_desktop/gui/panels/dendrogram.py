@@ -17,6 +17,7 @@ from imgclust_desktop.gui.thumbs import follow_provider
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
 _THUMB_MAX_PX = 56
 _HIT_PX = 6  # how close a click must land to a branch
+_WIDE_LEAF_PX = 90  # leaves at least this far apart get their name written across, not down
 
 
 def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -322,19 +323,21 @@ class DendrogramPanel(QWidget):
 
 def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rgb: tuple) -> QPixmap:
     """A leaf's label: the medoid thumbnail in a cluster-coloured frame, then the name written upwards."""
-    width = int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
+    wide = spacing >= _WIDE_LEAF_PX
+    width = int(min(spacing - 6, 150)) if wide else int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
     pixmap = QPixmap(width, int(band))
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    side = width - 4
+    side = min(width, _THUMB_MAX_PX + 4) - 4
+    left = (width - side - 4) / 2  # the picture is centred over the branch
     y = 0
     if side >= 14:
-        frame = QRectF(1, 1, side + 2, side + 2)
+        frame = QRectF(left + 1, 1, side + 2, side + 2)
         painter.fillRect(frame, QColor(*rgb))
         if image is not None:
-            target = QRectF(2, 2, side, side)
+            target = QRectF(left + 2, 2, side, side)
             painter.drawImage(target, image, _centre_square(image))
         y = side + 6
     else:
@@ -346,7 +349,13 @@ def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rg
     font.setPointSizeF(8.5 if spacing >= 18 else 7.0)
     painter.setFont(font)
     metrics = QFontMetrics(font)
-    if spacing >= 9:
+    if wide:  # few groups: the name reads across, wrapped under the picture, instead of down the band
+        box = QRectF(0, y, width, band - y - 2)
+        painter.setPen(QPen(QColor(30, 30, 30)))
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+        lines = max(1, int(box.height() // metrics.lineSpacing()))
+        painter.drawText(box, flags, _wrapped(metrics, text, int(width), lines))
+    elif spacing >= 9:
         room = int(band - y - 2)
         elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
         painter.setPen(QPen(QColor(30, 30, 30)))
@@ -355,6 +364,21 @@ def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rg
         painter.drawText(0, 0, elided)
     painter.end()
     return pixmap
+
+
+def _wrapped(metrics: QFontMetrics, text: str, width: int, lines: int) -> str:
+    """text word-wrapped to `width` pixels on at most `lines` lines, the last one elided."""
+    out: list[str] = []
+    words = text.split()
+    while words and len(out) < lines:
+        line = words.pop(0)
+        while words and metrics.horizontalAdvance(f"{line} {words[0]}") <= width:
+            line = f"{line} {words.pop(0)}"
+        if len(out) == lines - 1 and words:
+            line = f"{line} {' '.join(words)}"
+            words = []
+        out.append(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width))
+    return "\n".join(out)
 
 
 def _centre_square(image: QImage) -> QRectF:
