@@ -130,3 +130,24 @@ def test_medoids_of_a_cut_are_the_ones_a_full_recomputation_gives(session):
     assert all(
         session.clusters[c].medoid_index in np.flatnonzero(session.labels == c) for c in session.cluster_ids()
     )
+
+
+def test_folder_names_of_a_cut_are_the_folder_most_images_share():
+    import os
+    from collections import Counter
+
+    from imgclust_desktop.core.names import cluster_names
+
+    rng = np.random.default_rng(1)
+    for _trial in range(30):  # ties and half-and-half clusters included: small random folders
+        n, folders, k = int(rng.integers(5, 300)), int(rng.integers(1, 6)), int(rng.integers(1, 12))
+        paths = [f"/r/f{int(rng.integers(folders))}/{i}.jpg" for i in range(n)]
+        labels = rng.integers(-1, k, n)
+        names = cluster_names(labels, None, None, paths)
+        for cid, name in names.items():
+            rows = np.flatnonzero(labels == cid)
+            top, count = Counter(os.path.basename(os.path.dirname(paths[r])) for r in rows).most_common(1)[0]
+            if count >= 0.5 * len(rows):
+                assert name.split(" ")[0] == top
+            else:
+                assert name.startswith("Group")
