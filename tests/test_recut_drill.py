@@ -151,3 +151,11 @@ def test_folder_names_of_a_cut_are_the_folder_most_images_share():
                 assert name.split(" ")[0] == top
             else:
                 assert name.startswith("Group")
+
+
+def test_the_nodes_of_every_cut_are_the_trees_own(session):
+    from imgclust_desktop.core.recut import cut_nodes
+
+    tree = session.tree
+    for k in range(1, tree.n_leaves + 1):
+        assert np.array_equal(cut_nodes(tree, k), tree.node_of_clusters(k)), k

@@ -44,7 +44,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         raise RecutError("this session has no cluster tree (it was clustered with another method)")
     k = tree.clamp(k)
     base = tree.cut(k)
-    new_nodes = tree.node_of_clusters(k)  # cluster id of the cut -> tree node
+    new_nodes = cut_nodes(tree, k)  # cluster id of the cut -> tree node
     node_to_new = {int(node): cid for cid, node in enumerate(new_nodes.tolist())}
     old = session.clusters
     node_to_old = {info.node: cid for cid, info in old.items() if info.node is not None}
@@ -197,6 +197,29 @@ def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray
     cluster_of = np.full(2 * m - 1, -2, np.int64)
     cluster_of[marked] = np.fromiter(node_to_cluster.values(), np.int64, count=len(node_to_cluster))
     return cluster_of[parent]
+
+
+def cut_nodes(tree: ClusterTree, k: int) -> np.ndarray:
+    """Tree node of each cluster 0..k-1 of the k-cut: tree.node_of_clusters(k) without its loop over merges.
+
+    The nodes of a cut are the ones no applied merge (rows 0..m-k-1) has as a child; each leaf climbs to
+    its own by pointer jumping, and its cluster label says which cluster that node is.
+    """
+    k = tree.clamp(k)
+    m = tree.n_leaves
+    applied = m - k
+    parent = np.arange(m + applied)
+    merges = tree.linkage[:applied, :2].astype(np.int64)
+    parent[merges[:, 0]] = np.arange(m, m + applied)
+    parent[merges[:, 1]] = np.arange(m, m + applied)
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    node = np.empty(k, np.int64)
+    node[tree.leaf_labels(k)] = parent[:m]
+    return node
 
 
 def leaf_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
