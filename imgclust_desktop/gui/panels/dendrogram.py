@@ -17,6 +17,7 @@ from imgclust_desktop.gui.thumbs import follow_provider
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
 _THUMB_MAX_PX = 56
 _HIT_PX = 6  # how close a click must land to a branch
+_MAX_LEAF_ITEMS = 300  # more groups than this are drawn as dots under the tree, not pictures
 _WIDE_LEAF_PX = 90  # leaves at least this far apart get their name written across, not down
 
 
@@ -231,13 +232,22 @@ class DendrogramPanel(QWidget):
         spacing = self.view.width() / max(len(self.cluster_ids), 1)
         session = self.model.session
         labels = np.asarray(session.labels)
+        sizes = np.bincount(labels[labels >= 0], minlength=max(self.cluster_ids, default=0) + 1)
+        if len(self.cluster_ids) > _MAX_LEAF_ITEMS:  # too many to picture: one item of coloured dots
+            dots = pg.ScatterPlotItem(
+                x=self._x[: len(self.cluster_ids)], y=np.zeros(len(self.cluster_ids)), size=5, pen=None,
+                brush=[pg.mkBrush(*colors.cluster_rgb(c)) for c in self.cluster_ids],
+            )  # fmt: skip
+            self.view.addItem(dots, ignoreBounds=True)
+            self._leaf_items.append(dots)
+            return
         medoids = self._medoids()
         for leaf, cid in enumerate(self.cluster_ids):
             index = medoids.get(cid)
             image = self._provider.get(index) if self._provider is not None and index is not None else None
             name = _cluster_name(session, cid)
             pixmap = leaf_pixmap(
-                image, f"{name} ({int((labels == cid).sum()):,})", spacing, band, colors.cluster_rgb(cid)
+                image, f"{name} ({int(sizes[cid]):,})", spacing, band, colors.cluster_rgb(cid)
             )
             item = QGraphicsPixmapItem(pixmap)
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
