@@ -26,10 +26,10 @@ def legend_names(win: MainWindow) -> list[str]:
     return [legend.item(i).text() for i in range(legend.count())]
 
 
-def map_colours(win: MainWindow) -> int:
-    """Distinct colours the map's points are drawn with."""
-    rgb = np.asarray(win.scatter.item.colors if hasattr(win.scatter.item, "colors") else [])
-    return len(np.unique(rgb.reshape(len(rgb), -1), axis=0)) if rgb.size else -1
+def map_colours(win: MainWindow) -> np.ndarray:
+    """The colour each point of the map is drawn with (rgb rows)."""
+    item = win.scatter.item
+    return item.palette[item.color_index]
 
 
 def test_the_slider_recuts_and_legend_map_grid_and_dendrogram_follow(window, qtbot):
@@ -37,10 +37,16 @@ def test_the_slider_recuts_and_legend_map_grid_and_dendrogram_follow(window, qtb
     control = window.granularity.control
     assert control.isEnabled() and control.count.value() == session.tree.default_k
     coarse = session.tree.levels[0]
+    colours_before = map_colours(window)
+    assert len(np.unique(colours_before, axis=0)) == session.tree.default_k
     control.slider.setValue(control.position_of(coarse))  # a keyboard step: re-cuts once it settles
     qtbot.waitUntil(lambda: session.level == coarse, timeout=3000)
     assert len(session.cluster_ids()) == coarse
     assert len(legend_names(window)) == coarse
+    colours = map_colours(window)
+    assert len(np.unique(colours, axis=0)) == coarse  # the map is recoloured: one colour per group
+    for cid in session.cluster_ids():  # and every point of a group has that group's colour
+        assert len(np.unique(colours[session.labels == cid], axis=0)) == 1
     assert window.dendrogram.cut_count == coarse and len(window.dendrogram.cluster_ids) == coarse
     assert window.model.undo_stack.count() == 1
     assert all(session.name_of(c) in " ".join(legend_names(window)) for c in session.cluster_ids())
