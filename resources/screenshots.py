@@ -3,8 +3,9 @@
 Usage: xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python resources/screenshots.py [OUT_DIR]
 
 Opens the demo folder, waits for the run to finish, then grabs the whole X screen (not a widget
-render) at three zoom levels of the map: all clusters, one cluster, and close enough to see thumbnails.
-Writes OUT_DIR/screenshot.png (the README picture) and OUT_DIR/screenshots/map-*.png.
+render) at three zoom levels of the map: all clusters, one cluster, and close enough to see thumbnails,
+then at three granularity levels of the cluster tree (fewer groups, the default, more groups).
+Writes OUT_DIR/screenshot.png (the README picture), OUT_DIR/screenshots/map-*.png and levels-*.png.
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ def grab(app: QApplication, path: Path) -> None:
     print(path)
 
 
+def grab_levels(app: QApplication, window: MainWindow, folder: Path) -> None:
+    """The same folder at three granularity levels (fewer groups, the default, more), dendrogram in view."""
+    tree = window.model.session.tree
+    if tree is None:
+        return
+    default = tree.default_k
+    fewer = max([k for k in tree.levels if k < default] or [tree.clamp(default // 2)])
+    more = tree.clamp(max(tree.finer(default), default * 2))
+    window.docks["dendrogram"].show()
+    window.docks["dendrogram"].raise_()
+    for i, (k, what) in enumerate(((fewer, "fewer"), (default, "default"), (more, "more")), start=1):
+        window.granularity.recut(k)
+        window.scatter.fit_all()
+        grab(app, folder / f"levels-{i}-{what}.png")
+
+
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
     QCoreApplication.setApplicationName("imgclust-desktop-screenshots")
@@ -44,6 +61,8 @@ def main() -> int:
     screen = QGuiApplication.primaryScreen().geometry()
     window.setGeometry(screen)
     window.show()
+    method = window.settings_panel.method
+    method.setCurrentIndex(method.findData("tree"))  # the default; a remembered other method would hide the tree
     QTimer.singleShot(0, lambda: window.open_paths([str(demo_folder())]))
     deadline = time.monotonic() + 900
     settle(app, 2)
@@ -61,6 +80,7 @@ def main() -> int:
     grab(app, out / "screenshots" / "map-2-cluster.png")
     scatter.zoom_by(0.25)
     grab(app, out / "screenshots" / "map-3-close.png")
+    grab_levels(app, window, out / "screenshots")
     window.close()
     return 0
 

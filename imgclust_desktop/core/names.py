@@ -130,10 +130,12 @@ def cluster_names(
             ranked[cid] = [terms.vocabulary[t] for t, _ in top]
             words[cid] = 2 if len(top) > 1 and top[1][1] >= SECOND_TERM_SHARE * top[0][1] else 1
     else:
-        order = np.argsort(labels, kind="stable")
-        bounds = np.searchsorted(labels[order], np.asarray(ids + [max(ids, default=0) + 1]))
-        for i, cid in enumerate(ids):
-            ranked[cid] = _folder_words(paths, order[bounds[i] : bounds[i + 1]])
+        folder_of, folder_names = _folder_index(paths)
+        order = np.argsort(labels, kind="stable")  # one sort, not one scan per cluster: re-cuts at 100k
+        first = np.searchsorted(labels[order], ids, side="left")
+        last = np.searchsorted(labels[order], ids, side="right")
+        for cid, a, b in zip(ids, first.tolist(), last.tolist(), strict=True):
+            ranked[cid] = _folder_words(folder_of[order[a:b]], folder_names)
             words[cid] = 1
     return _distinct(ids, ranked, words, siblings)
 
@@ -166,10 +168,33 @@ def _cluster_terms(
     return result
 
 
-def _folder_words(paths: Sequence[str], rows: np.ndarray) -> list[str]:
-    folders = Counter(os.path.basename(os.path.dirname(paths[r])) for r in rows.tolist())
-    name, count = folders.most_common(1)[0] if folders else ("", 0)
-    return [name] if name and count >= 0.5 * len(rows) else []
+_FOLDERS: list = []  # [(paths list, its length, folder index per row, folder names)]: the last one asked
+
+
+def _folder_index(paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each row's parent-folder name as an index into a list of names (kept for the same paths list)."""
+    if _FOLDERS and _FOLDERS[0][0] is paths and _FOLDERS[0][1] == len(paths):
+        return _FOLDERS[0][2], _FOLDERS[0][3]
+    names: dict[str, int] = {}
+    index = np.fromiter(
+        (names.setdefault(os.path.basename(os.path.dirname(p)), len(names)) for p in paths),
+        np.int64,
+        len(paths),
+    )
+    _FOLDERS[:] = [(paths, len(paths), index, list(names))]
+    return index, list(names)
+
+
+def _folder_words(folder_rows: np.ndarray, folder_names: list[str]) -> list[str]:
+    """The folder most of these rows share (ties: the one met first), if it holds at least half of them."""
+    if len(folder_rows) == 0:
+        return []
+    counts = np.bincount(folder_rows)
+    best = np.flatnonzero(counts == counts.max())
+    if len(best) > 1:  # as Counter.most_common would: the folder whose first row comes first
+        best = best[np.argsort([int(np.argmax(folder_rows == b)) for b in best])]
+    name, count = folder_names[int(best[0])], int(counts[best[0]])
+    return [name] if name and count >= 0.5 * len(folder_rows) else []
 
 
 def _distinct(

@@ -4,7 +4,7 @@ A re-cut changes which tree nodes are the clusters; nothing is recomputed (no fe
 person did is kept by what it is attached to:
 - a name (rename) and a cluster's exclusion belong to a tree node: they show wherever that node is a
   cluster; at a level where it is split or merged they are set aside (with a warning) and come back with
-  the node (kept in session.params["tree_curation"]);
+  the node (kept in session.node_curation);
 - images moved by hand into a cluster stay with it where its node is still a cluster, or always when the
   person made that cluster (split, new cluster); otherwise they return to their tree group, with a warning;
 - an excluded image stays excluded at every level.
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .session import NOISE, ClusterInfo, Session
+from .session import NOISE, ClusterInfo, Session, _unit_rows
+from .tree import ClusterTree
 
 
 class RecutError(Exception):
@@ -33,6 +35,7 @@ class RecutPlan:
     clusters: dict[int, ClusterInfo]
     warnings: list[str] = field(default_factory=list)  # curation that cannot apply at this level
     kept: list[str] = field(default_factory=list)  # curation carried over, in words
+    node_curation: dict[int, dict] = field(default_factory=dict)  # Session.node_curation after the plan
 
 
 def plan_recut(session: Session, k: int) -> RecutPlan:
@@ -42,18 +45,14 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         raise RecutError("this session has no cluster tree (it was clustered with another method)")
     k = tree.clamp(k)
     base = tree.cut(k)
-    new_nodes = tree.node_of_clusters(k)  # cluster id of the cut -> tree node
+    new_nodes = cut_nodes(tree, k)  # cluster id of the cut -> tree node
     node_to_new = {int(node): cid for cid, node in enumerate(new_nodes.tolist())}
     old = session.clusters
-    old_level = session.level if session.level is not None else tree.default_k
-    old_base = tree.cut(old_level)
-    old_nodes = tree.node_of_clusters(old_level)
     node_to_old = {info.node: cid for cid, info in old.items() if info.node is not None}
 
     clusters: dict[int, ClusterInfo] = {}
     warnings: list[str] = []
     kept: list[str] = []
-    set_aside = curation_by_node(session)
     for cid, node in enumerate(new_nodes.tolist()):
         clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, node=int(node))
         previous = node_to_old.get(int(node))
@@ -62,12 +61,6 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             clusters[cid] = dataclasses.replace(
                 clusters[cid], name=info.name, excluded=info.excluded, renamed=info.renamed
             )
-        elif int(node) in set_aside:
-            name, excluded = set_aside[int(node)]
-            clusters[cid] = dataclasses.replace(
-                clusters[cid], name=name or clusters[cid].name, renamed=bool(name), excluded=excluded
-            )
-            kept.append(f"{name or 'a group'!r} is back with your {'name' if name else 'exclusion'}")
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
@@ -79,8 +72,8 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         kept.append(f"{info.name!r} ({int(np.sum(session.labels == cid))} images) is kept: you made it")
         next_id += 1
     # Images moved by hand into a tree cluster: their label differs from the tree's at the old level.
-    tree_cluster_of_old = np.array([node_to_old.get(int(nd), -2) for nd in old_nodes.tolist()])
-    expected = tree_cluster_of_old[old_base]
+    # (the tree group of a row is the cluster whose node holds its leaf: a uniform cut or a drilled one)
+    expected = leaf_owner(tree, node_to_old)[tree.leaf_of]
     moved = np.flatnonzero((session.labels != expected) & ~np.isin(session.labels, list(handmade)))
     lost_moves: dict[str, int] = {}
     for row in moved.tolist():
@@ -106,44 +99,65 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             continue
         if info.renamed:
             warnings.append(
-                f"the name {info.name!r} is not shown at {k} groups (that group is split or merged); "
-                "it comes back at a level where the group is whole again"
+                f"the name {info.name!r} is not used at {k} groups (that group is split or merged;"
+                " it comes back where it is whole again)"
             )
         if info.excluded:
             warnings.append(
-                f"{info.name!r} is excluded from export, but at {k} groups that group is split or merged: "
-                "its images will be exported unless you exclude them again"
+                f"{info.name!r} was excluded from export; at {k} groups that group does not exist"
             )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
-    return RecutPlan(k, labels, clusters, warnings, kept)
+    memory = _remember(session, clusters, kept)
+    return RecutPlan(k, labels, clusters, warnings, kept, memory)
 
 
-def apply_recut(session: Session, plan: RecutPlan) -> None:
-    """Make the plan the session's state: labels, clusters (with medoids), level; one "recut" edit logged."""
-    previous_level = session.level
-    # Names and exclusions of tree nodes that stop being clusters are set aside, to come back with them.
-    aside = curation_by_node(session)
+def _remember(session: Session, clusters: dict[int, ClusterInfo], kept: list[str]) -> dict[int, dict]:
+    """Names and exclusions of groups leaving the cut are remembered by tree node; those of the new
+    clusters come back (`clusters` is updated). Returns the memory after the change."""
+    memory = {int(k): dict(v) for k, v in session.node_curation.items()}
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    new_nodes = {c.node for c in clusters.values() if c.node is not None}
     for info in session.clusters.values():
-        if info.node is not None and (info.renamed or info.excluded):
-            aside[int(info.node)] = (info.name if info.renamed else "", bool(info.excluded))
-    for info in plan.clusters.values():
-        aside.pop(info.node, None)
-    session.params["tree_curation"] = {str(node): list(v) for node, v in sorted(aside.items())}
+        if info.node is None or info.id not in present:
+            continue
+        memory.pop(info.node, None)  # a cluster's own state wins over anything remembered
+        if info.node not in new_nodes and (info.renamed or info.excluded):
+            memory[info.node] = {"name": info.name if info.renamed else None, "excluded": bool(info.excluded)}
+    for cid, c in list(clusters.items()):
+        saved = None if c.node is None else memory.pop(c.node, None)
+        if saved is None:
+            continue
+        name = saved.get("name")
+        clusters[cid] = dataclasses.replace(
+            c, name=name or c.name, renamed=bool(name), excluded=bool(saved.get("excluded"))
+        )
+        kept.append(f"{name or clusters[cid].name!r} is back as you left it (a whole group again)")
+    return memory
+
+
+def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **details: object) -> None:
+    """Make the plan the session's state: labels, clusters (with medoids), level, the cluster linkage the
+    dendrogram draws; one edit logged (`op`, "recut" unless a drill-down says otherwise)."""
+    previous_level = session.level
     session.labels = plan.labels.copy()
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
-    session._refresh_medoids(session.clusters)
+    session.node_curation = dict(plan.node_curation)
+    refresh_medoids(session)
     apply_auto_names(session, session.leaf_terms, session.tree.leaf_of if session.tree is not None else None)
+    drawn = cluster_linkage(session)
+    if drawn is not None:
+        session.linkage, session.linkage_cluster_ids = drawn
     session.edits.append(
-        {"op": "recut", "time": round(time.time(), 3), "level": int(plan.k), "previous_level": previous_level}
+        {
+            "op": op,
+            "time": round(time.time(), 3),
+            "level": int(plan.k),
+            "previous_level": previous_level,
+            **details,
+        }
     )
-
-
-def curation_by_node(session: Session) -> dict[int, tuple[str, bool]]:
-    """Names and exclusions set aside for tree nodes that are not clusters at the current level."""
-    stored = session.params.get("tree_curation") or {}
-    return {int(node): (str(v[0]), bool(v[1])) for node, v in stored.items()}
 
 
 def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> None:
@@ -154,12 +168,246 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
     tree = session.tree
     if tree is not None and session.level is not None:
         parent_cut = tree.cut(tree.coarser(session.level))
-        ids, first = np.unique(session.labels, return_index=True)
-        siblings = {
-            int(c): int(parent_cut[r]) for c, r in zip(ids.tolist(), first.tolist(), strict=True) if c >= 0
-        }
+        ids, first_row = np.unique(session.labels, return_index=True)  # one pass, not one per cluster
+        siblings = {int(c): int(parent_cut[r]) for c, r in zip(ids, first_row, strict=True) if c >= 0}
     names = cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
     for cid, name in names.items():
         info = session.clusters.get(cid)
         if info is not None and not info.renamed:
             session.clusters[cid] = dataclasses.replace(info, name=name)
+
+
+# ---- drill-down: one cluster into its tree children, and back ----------------------------------------------
+
+
+def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+    """For every tree node (leaves 0..m-1, then merges): the cluster whose node is it or above it, else -2."""
+    m = tree.n_leaves
+    if m == 0:
+        return np.zeros(0, np.int64)
+    parent = np.arange(2 * m - 1)
+    merges = tree.linkage[:, :2].astype(np.int64)
+    parent[merges[:, 0]] = np.arange(m, 2 * m - 1)
+    parent[merges[:, 1]] = np.arange(m, 2 * m - 1)
+    marked = np.fromiter(node_to_cluster, np.int64, count=len(node_to_cluster))
+    parent[marked] = marked  # a cluster's node stops the climb: its subtree belongs to it
+    while True:  # pointer jumping: each node ends on its nearest marked ancestor (or the root)
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    cluster_of = np.full(2 * m - 1, -2, np.int64)
+    cluster_of[marked] = np.fromiter(node_to_cluster.values(), np.int64, count=len(node_to_cluster))
+    return cluster_of[parent]
+
+
+def cut_nodes(tree: ClusterTree, k: int) -> np.ndarray:
+    """Tree node of each cluster 0..k-1 of the k-cut: tree.node_of_clusters(k) without its loop over merges.
+
+    The nodes of a cut are the ones no applied merge (rows 0..m-k-1) has as a child; each leaf climbs to
+    its own by pointer jumping, and its cluster label says which cluster that node is.
+    """
+    k = tree.clamp(k)
+    m = tree.n_leaves
+    applied = m - k
+    parent = np.arange(m + applied)
+    merges = tree.linkage[:applied, :2].astype(np.int64)
+    parent[merges[:, 0]] = np.arange(m, m + applied)
+    parent[merges[:, 1]] = np.arange(m, m + applied)
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    node = np.empty(k, np.int64)
+    node[tree.leaf_labels(k)] = parent[:m]
+    return node
+
+
+def leaf_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+    """For every leaf: the cluster whose tree node holds it (-2: none does)."""
+    return node_owner(tree, node_to_cluster)[: tree.n_leaves]
+
+
+def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
+    """The tree above the current clusters as a scipy linkage over them (their ids in leaf order).
+
+    Those are the merges no cluster holds: after a uniform cut at k, the top k - 1 rows of the tree;
+    after a drill-down, the same with the expanded cluster's own merge among them. Clusters the person
+    made (no tree node) are not in it. None when the session has no tree.
+    """
+    tree = session.tree
+    if tree is None:
+        return None
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    node_to_cluster = {
+        int(info.node): cid
+        for cid, info in session.clusters.items()
+        if info.node is not None and cid in present
+    }
+    ids = sorted(node_to_cluster.values())
+    index = {cid: i for i, cid in enumerate(ids)}
+    m = tree.n_leaves
+    resolved: dict[
+        int, tuple[int, int]
+    ] = {  # node -> (row in the drawn linkage's numbering, clusters under it)
+        node: (index[cid], 1) for node, cid in node_to_cluster.items()
+    }
+    rows: list[list[float]] = []
+    owner = node_owner(tree, node_to_cluster)
+    for j in np.flatnonzero(owner[m:] == -2).tolist():
+        a = resolved.get(int(tree.linkage[j, 0]))
+        b = resolved.get(int(tree.linkage[j, 1]))
+        if a is None or b is None:
+            if a is not None or b is not None:  # a branch without clusters (merged by hand): skip it
+                resolved[m + j] = a if a is not None else b  # type: ignore[assignment]
+            continue
+        resolved[m + j] = (len(ids) + len(rows), a[1] + b[1])
+        rows.append([a[0], b[0], float(tree.linkage[j, 2]), a[1] + b[1]])
+    return np.asarray(rows, np.float64).reshape(-1, 4), ids
+
+
+def _tree_cluster(session: Session, cluster_id: int) -> tuple[ClusterTree, ClusterInfo]:
+    tree = session.tree
+    if tree is None:
+        raise RecutError("this session has no cluster tree (it was clustered with another method)")
+    info = session.clusters.get(int(cluster_id))
+    if info is None or not np.any(session.labels == cluster_id):
+        raise RecutError(f"there is no cluster {cluster_id}")
+    if info.node is None:
+        raise RecutError(f"{info.name!r} was made by hand: it is not a branch of the tree")
+    return tree, info
+
+
+def expand_cluster(session: Session, cluster_id: int, depth: int = 1) -> RecutPlan:
+    """One cluster shown as its sub-groups in the tree (`depth` levels down); only its rows change.
+
+    The largest sub-group keeps the cluster's id; the others get new ids. Nothing is changed: apply the
+    plan with apply_recut(..., op="expand").
+    """
+    tree, info = _tree_cluster(session, cluster_id)
+    m = tree.n_leaves
+    if info.node < m:
+        raise RecutError(f"{info.name!r} is one micro-cluster of near-identical images: it has no sub-groups")
+    frontier = [int(info.node)]
+    for _ in range(max(1, int(depth))):
+        frontier = [c for node in frontier for c in _children(tree, node)]
+    rows = np.flatnonzero(session.labels == cluster_id)
+    sub = node_owner(tree, {node: i for i, node in enumerate(frontier)})[tree.leaf_of[rows]]
+    sizes = np.bincount(sub[sub >= 0], minlength=len(frontier))
+    order = [int(i) for i in np.argsort(-sizes, kind="stable") if sizes[i] > 0]
+    warnings, kept = [], []
+    stray = sub < 0  # moved into this cluster by hand: they stay with its largest part
+    if stray.any():
+        sub[stray] = order[0]
+        kept.append(f"{int(stray.sum())} image(s) you moved into {info.name!r} stay in its largest sub-group")
+    if info.renamed:
+        warnings.append(f"the name {info.name!r} is not used for its sub-groups")
+    next_id = max([*session.clusters, int(session.labels.max())]) + 1
+    new_ids = {order[0]: int(cluster_id)}
+    for part in order[1:]:
+        new_ids[part] = next_id
+        next_id += 1
+    labels = session.labels.copy()
+    labels[rows] = np.array([new_ids.get(s, int(cluster_id)) for s in range(len(frontier))])[sub]
+    clusters = dict(session.clusters)
+    for part, cid in new_ids.items():
+        clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, info.excluded, node=int(frontier[part]))
+    k = session.level if session.level is not None else tree.default_k
+    return RecutPlan(int(k), labels, clusters, warnings, kept, _remember(session, clusters, kept))
+
+
+def collapse_cluster(session: Session, cluster_id: int) -> RecutPlan:
+    """The cluster and its siblings in the tree folded back into their parent group (the inverse of
+    expand_cluster); the parent takes the smallest of their ids. Nothing is changed until apply_recut."""
+    tree, info = _tree_cluster(session, cluster_id)
+    m = tree.n_leaves
+    where = np.flatnonzero((tree.linkage[:, :2] == info.node).any(axis=1))
+    if where.size == 0:
+        raise RecutError(f"{info.name!r} already holds every image of the tree")
+    parent = m + int(where[0])
+    under = node_owner(tree, {parent: 0}) == 0
+    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    merged = sorted(
+        cid for cid, c in session.clusters.items() if c.node is not None and under[c.node] and cid in present
+    )
+    target = merged[0]
+    labels = session.labels.copy()
+    labels[np.isin(labels, merged)] = target
+    warnings = [
+        f"the name {session.clusters[cid].name!r} is not used for the group it folds into"
+        for cid in merged
+        if session.clusters[cid].renamed
+    ]
+    flags = {session.clusters[cid].excluded for cid in merged}
+    if len(flags) > 1:
+        warnings.append(
+            "some of these groups were excluded from export and some not: the folded group is kept"
+        )
+    clusters = {cid: c for cid, c in session.clusters.items() if cid not in merged[1:]}
+    clusters[target] = ClusterInfo(target, f"Cluster {target}", None, flags == {True}, node=parent)
+    k = session.level if session.level is not None else tree.default_k
+    kept: list[str] = []
+    return RecutPlan(int(k), labels, clusters, warnings, kept, _remember(session, clusters, kept))
+
+
+def _children(tree: ClusterTree, node: int) -> list[int]:
+    m = tree.n_leaves
+    if node < m:
+        return [node]
+    return [int(tree.linkage[node - m, 0]), int(tree.linkage[node - m, 1])]
+
+
+# ---- medoids of a cut: a tree group's medoid never changes, so it is computed once per node ---------------
+
+_MEDOIDS: dict[int, tuple[weakref.ref, dict[int, int]]] = {}  # id(tree) -> (the tree, node -> medoid row)
+
+
+def _node_medoids(tree: ClusterTree) -> dict[int, int]:
+    key = id(tree)
+    entry = _MEDOIDS.get(key)
+    if entry is None or entry[0]() is not tree:
+        entry = (weakref.ref(tree, lambda _ref, key=key: _MEDOIDS.pop(key, None)), {})
+        _MEDOIDS[key] = entry
+    return entry[1]
+
+
+def refresh_medoids(session: Session) -> None:
+    """Every cluster's medoid (the row nearest its mean direction), as Session._refresh_medoids computes it.
+
+    One sort of the labels instead of one scan per cluster; a cluster that is exactly its tree group (no
+    image moved in or out by hand) reuses that group's medoid from an earlier cut.
+    """
+    features = session.features
+    if features.shape[0] != len(session.paths) or features.ndim != 2:
+        return
+    labels = session.labels
+    order = np.argsort(labels, kind="stable")
+    ids, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    tree = session.tree
+    cache: dict[int, int] = {}
+    impure: set[int] = set()
+    if tree is not None:
+        cache = _node_medoids(tree)
+        node_to_cluster = {int(c.node): cid for cid, c in session.clusters.items() if c.node is not None}
+        expected = leaf_owner(tree, node_to_cluster)[tree.leaf_of]
+        differs = labels != expected
+        impure = set(np.unique(labels[differs]).tolist()) | set(np.unique(expected[differs]).tolist())
+    for cid, start, count in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
+        info = session.clusters.get(cid)
+        if cid == NOISE or info is None:
+            continue
+        pure = info.node is not None and cid not in impure
+        medoid = cache.get(info.node) if pure else None
+        if medoid is None:
+            rows = order[start : start + count]
+            feats = _unit_rows(features[rows])
+            medoid = int(rows[int(np.argmax(feats @ feats.mean(axis=0)))])
+            if pure:
+                cache[int(info.node)] = medoid
+        if medoid != info.medoid_index:
+            session.clusters[cid] = dataclasses.replace(info, medoid_index=medoid)
+    present = set(ids.tolist())
+    for cid, info in session.clusters.items():  # clusters left without images have no medoid
+        if info.medoid_index is not None and cid not in present:
+            session.clusters[cid] = dataclasses.replace(info, medoid_index=None)

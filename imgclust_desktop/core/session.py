@@ -74,6 +74,9 @@ class Session:
     tree: ClusterTree | None = None  # the cluster tree (method "tree"); labels started as tree.cut(level)
     level: int | None = None  # the tree level (number of groups) the labels were cut at
     leaf_terms: LeafTerms | None = None  # words of each tree leaf, for automatic names at any cut
+    # tree node -> {"name": str | None, "excluded": bool}: what the person gave a group that is not a
+    # cluster at this level (split or merged by a re-cut); it comes back where the group is whole again
+    node_curation: dict[int, dict] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
     edits: list[dict] = field(default_factory=list)
     path: Path | None = None
@@ -474,6 +477,7 @@ def _to_json(session: Session) -> dict:
                 **session.tree.to_json(),
                 "level": session.level,
                 "terms": None if session.leaf_terms is None else session.leaf_terms.to_json(),
+                "node_curation": {str(node): dict(c) for node, c in session.node_curation.items()},
             },
             "skipped": [{"path": s.path, "reason": s.reason} for s in session.skipped],
             "edits": session.edits,
@@ -590,6 +594,7 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
             if not (tree_meta or {}).get("terms")
             else LeafTerms.from_json(tree_meta["terms"]),
             level=None if tree_meta is None else int(tree_meta.get("level") or tree_meta["default_level"]),
+            node_curation={int(k): dict(v) for k, v in ((tree_meta or {}).get("node_curation") or {}).items()},
             skipped=skipped,
             edits=list(meta.get("edits", [])),
             path=folder,

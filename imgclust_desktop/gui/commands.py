@@ -159,5 +159,45 @@ class KeepOnePerGroup(SessionEdit):
         self.session.set_excluded(drop, True)
 
 
+class RecutTree(SessionEdit):
+    """Show the cluster tree at another level, or one cluster opened / folded (core/recut.py plans).
+
+    Besides what every edit records, the level and the linkage the dendrogram draws are swapped too.
+    """
+
+    def __init__(self, model: Any, plan: Any, text: str, op: str = "recut", **details: Any) -> None:
+        self.plan, self.op, self.details = plan, op, details
+        self._tree_state: tuple[tuple, tuple] | None = None
+        super().__init__(model, text)
+
+    def apply(self) -> None:
+        from imgclust_desktop.core.recut import apply_recut
+
+        apply_recut(self.session, self.plan, op=self.op, **self.details)
+
+    def _state(self) -> tuple:
+        s = self.session
+        return s.level, s.linkage, list(s.linkage_cluster_ids), dict(s.node_curation)
+
+    def redo(self) -> None:
+        if self._tree_state is None:
+            before = self._state()
+            super().redo()
+            self._tree_state = (before, self._state())
+        else:
+            self._set_state(self._tree_state[1])
+            super().redo()
+
+    def undo(self) -> None:
+        self._set_state(self._tree_state[0])
+        super().undo()
+
+    def _set_state(self, state: tuple) -> None:
+        s = self.session
+        s.level, s.linkage, ids, memory = state
+        s.linkage_cluster_ids = list(ids)
+        s.node_curation = dict(memory)
+
+
 def _images(n: int) -> str:
     return f"{n:,} image{'s' if n != 1 else ''}"

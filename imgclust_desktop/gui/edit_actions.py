@@ -26,6 +26,7 @@ class CurationActions(QObject):
         self._current_cluster = current_cluster
         self.context_cluster: int | None = None  # set while a context menu is open
         self.find_similar: Callable[[], None] = lambda: None  # the window points this at the search panel
+        self.cluster_menu_hooks: list[Callable[[Any, int], None]] = []  # (menu, cluster): more actions
 
         def make(text: str, slot: Callable, shortcut: Any = None, tip: str = "") -> QAction:
             action = QAction(text, parent)
@@ -180,6 +181,8 @@ class CurationActions(QObject):
         if cluster is not None and cluster >= 0 and session is not None:
             menu.addSection(session.name_of(cluster))
             menu.addActions([self.split, self.rename, self.exclude_cluster, self.keep_cluster])
+            for add_actions in self.cluster_menu_hooks:  # e.g. the tree's "Show sub-groups" (granularity.py)
+                add_actions(menu, cluster)
         menu.aboutToHide.connect(self._menu_closed)
         if global_pos is not None:
             menu.popup(global_pos)

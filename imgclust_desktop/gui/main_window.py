@@ -100,6 +100,10 @@ class MainWindow(QMainWindow):
         from imgclust_desktop.gui.rescan import install_rescan
 
         self.rescan = install_rescan(self)  # File > Rescan Folders; drops onto an open session add to it
+
+        from imgclust_desktop.gui.granularity import install_granularity
+
+        self.granularity = install_granularity(self)  # fewer / more groups over the cluster tree
         self.status_label = QLabel("Ready")
         self.status_bar_progress = QProgressBar()
         self.status_bar_progress.setMaximumWidth(180)
@@ -437,8 +441,13 @@ class MainWindow(QMainWindow):
             self.empty.set_busy(None)
 
     def cut_dendrogram(self, height: float) -> None:
-        """The dendrogram's cut line moved: merge the clusters it joins (undoable)."""
-        if not self.busy():
+        """The dendrogram's cut line moved: re-cut the cluster tree there, or (no tree) merge the clusters
+        it joins; undoable either way."""
+        if self.busy():
+            return
+        if getattr(self.model.session, "tree", None) is not None:
+            self.granularity.recut_to_height(height)
+        else:
             self.model.cut_tree(height)
 
     # ---- state of actions, recent sessions, dialogs

@@ -180,6 +180,14 @@ class SessionModel(QObject):
             return None
         return self._push(KeepOnePerGroup(self, groups))
 
+    def apply_plan(self, plan: Any, text: str, op: str = "recut", **details: Any) -> Any:
+        """Apply a core/recut.py plan (a re-cut, a drill-down, a fold) as one undoable step."""
+        from imgclust_desktop.gui.commands import RecutTree
+
+        if not self.can_edit() or self.session.tree is None:
+            return None
+        return self._push(RecutTree(self, plan, text, op, **details))
+
     def _push(self, command: Any) -> Any:
         self.undo_stack.push(command)
         return command

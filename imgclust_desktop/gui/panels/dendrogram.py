@@ -17,6 +17,8 @@ from imgclust_desktop.gui.thumbs import follow_provider
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
 _THUMB_MAX_PX = 56
 _HIT_PX = 6  # how close a click must land to a branch
+_MAX_LEAF_ITEMS = 300  # more groups than this are drawn as dots under the tree, not pictures
+_WIDE_LEAF_PX = 90  # leaves at least this far apart get their name written across, not down
 
 
 def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -60,11 +62,13 @@ class DendrogramPanel(QWidget):
     """Cluster linkage drawn as a tree; dragging the cut line previews the count, releasing emits it."""
 
     cutChanged = Signal(float)
+    contextMenuRequested = Signal(object, object)  # (cluster id, global QPoint): right-click on a group
 
     def __init__(self, model: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.linkage: np.ndarray | None = None
+        self.tree: Any = None  # the session's ClusterTree, when it has one: the line then re-cuts it
         self.cluster_ids: list[int] = []
         self.cut_count = 0
         self._x = self._y = np.zeros(0)
@@ -124,7 +128,13 @@ class DendrogramPanel(QWidget):
         """Re-read the linkage, names, sizes and medoids from the session."""
         session = self.model.session
         self._sync_provider()
+        self.tree = None if session is None else getattr(session, "tree", None)
         linkage = None if session is None else getattr(session, "linkage", None)
+        linkage_ids = [] if session is None else session.linkage_cluster_ids
+        if self.tree is not None:  # the tree above the current clusters, each cluster a collapsed leaf
+            from imgclust_desktop.core.recut import cluster_linkage
+
+            linkage, linkage_ids = cluster_linkage(session)
         if linkage is None or len(linkage) < 1:
             self.linkage = None
             self.plot.hide()
@@ -138,7 +148,7 @@ class DendrogramPanel(QWidget):
         self.hint.show()
         new_tree = self.linkage is None or not np.array_equal(self.linkage, linkage)
         self.linkage = np.asarray(linkage, dtype=np.float64)
-        self.cluster_ids = [int(c) for c in session.linkage_cluster_ids]
+        self.cluster_ids = [int(c) for c in linkage_ids]
         self._x, self._y, self._members = tree_layout(self.linkage)
         n_leaves = len(self.cluster_ids)
         segments = []
@@ -150,7 +160,18 @@ class DendrogramPanel(QWidget):
         self.branches.setData(segments[:, 0], segments[:, 1])
         top = float(self.linkage[:, 2].max()) or 1.0
         self.cut_line.setBounds((0.0, top * 1.08))
-        if new_tree:
+        if self.tree is not None:  # the line sits at the session's level; it moves both ways
+            from imgclust_desktop.gui.granularity import height_of_level
+
+            self.hint.setText(
+                "Drag the red line up for fewer groups, down for more; "
+                "right-click a group to show its sub-groups."
+            )
+            self._highlight_node = None
+            self.chosen.setData([], [])
+            level = session.level if session.level is not None else len(self.cluster_ids)
+            self.set_cut_height(height_of_level(self.tree, level))
+        elif new_tree:
             self._highlight_node = None
             self.chosen.setData([], [])
             # start just under the lowest merge: every current cluster is its own group
@@ -172,7 +193,12 @@ class DendrogramPanel(QWidget):
     def _cut_moved(self, line: Any) -> None:
         if self.linkage is None:
             return
-        self.cut_count = count_at(self.linkage, float(line.value()))
+        if self.tree is not None:
+            from imgclust_desktop.gui.granularity import tree_count_at
+
+            self.cut_count = tree_count_at(self.tree, float(line.value()))
+        else:
+            self.cut_count = count_at(self.linkage, float(line.value()))
         self.cut_line.label.setFormat(f"{self.cut_count} clusters  (height {float(line.value()):.3g})")
 
     # -- leaves -----------------------------------------------------------------------------------------
@@ -206,13 +232,22 @@ class DendrogramPanel(QWidget):
         spacing = self.view.width() / max(len(self.cluster_ids), 1)
         session = self.model.session
         labels = np.asarray(session.labels)
+        sizes = np.bincount(labels[labels >= 0], minlength=max(self.cluster_ids, default=0) + 1)
+        if len(self.cluster_ids) > _MAX_LEAF_ITEMS:  # too many to picture: one item of coloured dots
+            dots = pg.ScatterPlotItem(
+                x=self._x[: len(self.cluster_ids)], y=np.zeros(len(self.cluster_ids)), size=5, pen=None,
+                brush=[pg.mkBrush(*colors.cluster_rgb(c)) for c in self.cluster_ids],
+            )  # fmt: skip
+            self.view.addItem(dots, ignoreBounds=True)
+            self._leaf_items.append(dots)
+            return
         medoids = self._medoids()
         for leaf, cid in enumerate(self.cluster_ids):
             index = medoids.get(cid)
             image = self._provider.get(index) if self._provider is not None and index is not None else None
             name = _cluster_name(session, cid)
             pixmap = leaf_pixmap(
-                image, f"{name} ({int((labels == cid).sum()):,})", spacing, band, colors.cluster_rgb(cid)
+                image, f"{name} ({int(sizes[cid]):,})", spacing, band, colors.cluster_rgb(cid)
             )
             item = QGraphicsPixmapItem(pixmap)
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
@@ -277,11 +312,16 @@ class DendrogramPanel(QWidget):
         self.chosen.setData(segments[:, 0], segments[:, 1])
 
     def _clicked(self, ev: Any) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or self.linkage is None:
-            return
-        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
+        if self.linkage is None or not self.view.sceneBoundingRect().contains(ev.scenePos()):
             return
         node = self.node_at(self.view.mapSceneToView(ev.scenePos()))
+        if ev.button() == Qt.MouseButton.RightButton:
+            if node is not None and node < len(self.cluster_ids):
+                self.contextMenuRequested.emit(self.cluster_ids[node], ev.screenPos().toPoint())
+                ev.accept()
+            return
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
         if node is not None:
             self.select_node(node, selection_mode(ev.modifiers()))
         ev.accept()
@@ -293,19 +333,21 @@ class DendrogramPanel(QWidget):
 
 def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rgb: tuple) -> QPixmap:
     """A leaf's label: the medoid thumbnail in a cluster-coloured frame, then the name written upwards."""
-    width = int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
+    wide = spacing >= _WIDE_LEAF_PX
+    width = int(min(spacing - 6, 150)) if wide else int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
     pixmap = QPixmap(width, int(band))
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    side = width - 4
+    side = min(width, _THUMB_MAX_PX + 4) - 4
+    left = (width - side - 4) / 2  # the picture is centred over the branch
     y = 0
     if side >= 14:
-        frame = QRectF(1, 1, side + 2, side + 2)
+        frame = QRectF(left + 1, 1, side + 2, side + 2)
         painter.fillRect(frame, QColor(*rgb))
         if image is not None:
-            target = QRectF(2, 2, side, side)
+            target = QRectF(left + 2, 2, side, side)
             painter.drawImage(target, image, _centre_square(image))
         y = side + 6
     else:
@@ -317,7 +359,13 @@ def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rg
     font.setPointSizeF(8.5 if spacing >= 18 else 7.0)
     painter.setFont(font)
     metrics = QFontMetrics(font)
-    if spacing >= 9:
+    if wide:  # few groups: the name reads across, wrapped under the picture, instead of down the band
+        box = QRectF(0, y, width, band - y - 2)
+        painter.setPen(QPen(QColor(30, 30, 30)))
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+        lines = max(1, int(box.height() // metrics.lineSpacing()))
+        painter.drawText(box, flags, _wrapped(metrics, text, int(width), lines))
+    elif spacing >= 9:
         room = int(band - y - 2)
         elided = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
         painter.setPen(QPen(QColor(30, 30, 30)))
@@ -326,6 +374,21 @@ def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rg
         painter.drawText(0, 0, elided)
     painter.end()
     return pixmap
+
+
+def _wrapped(metrics: QFontMetrics, text: str, width: int, lines: int) -> str:
+    """text word-wrapped to `width` pixels on at most `lines` lines, the last one elided."""
+    out: list[str] = []
+    words = text.split()
+    while words and len(out) < lines:
+        line = words.pop(0)
+        while words and metrics.horizontalAdvance(f"{line} {words[0]}") <= width:
+            line = f"{line} {words.pop(0)}"
+        if len(out) == lines - 1 and words:
+            line = f"{line} {' '.join(words)}"
+            words = []
+        out.append(metrics.elidedText(line, Qt.TextElideMode.ElideRight, width))
+    return "\n".join(out)
 
 
 def _centre_square(image: QImage) -> QRectF:

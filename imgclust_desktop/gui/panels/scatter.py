@@ -71,6 +71,7 @@ class ScatterPanel(QWidget):
         self.view.addItem(self.rings, ignoreBounds=True)
         self.hover = HoverCard(self.canvas)
 
+        self.legend_menu_hooks: list[Any] = []  # callables (menu, cluster id) adding cluster actions
         self.legend = QListWidget()
         self.legend.setMinimumWidth(150)
         self.legend.setToolTip("Click to show or hide; right-click to zoom to a group")
@@ -282,6 +283,9 @@ class ScatterPanel(QWidget):
                 "Zoom to this group", lambda: self._zoom_to_rows(np.flatnonzero(self._group == key))
             )
             menu.addAction("Show only this group", lambda: self.show_only(key))
+            if self.color_mode == "cluster":
+                for add_actions in self.legend_menu_hooks:  # (menu, cluster): e.g. "Show sub-groups"
+                    add_actions(menu, int(key))
         menu.addAction("Show all", lambda: self.show_only(None))
         menu.exec(self.legend.mapToGlobal(pos))
 

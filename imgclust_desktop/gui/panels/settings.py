@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 EMBEDDINGS = [("umap", "UMAP"), ("tsne", "t-SNE"), ("pca", "PCA")]
 METHODS = [
+    ("tree", "Cluster tree (any number of groups)"),  # the core default: re-cut without re-clustering
     ("kmeans", "k-means (automatic k)"),
     ("hdbscan", "HDBSCAN (density, finds k itself)"),
     ("kmedoids", "k-medoids"),
@@ -42,7 +43,7 @@ CRITERIA = [
 LINKAGES = [("ward", "Ward"), ("average", "Average"), ("complete", "Complete"), ("single", "Single")]
 SPACES = [("umap", "Low-dimensional UMAP space"), ("reduced", "PCA space")]
 DEVICES = [("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)")]
-TAKES_K = {"kmeans", "kmedoids", "agglomerative", "gmm"}
+TAKES_K = {"tree", "kmeans", "kmedoids", "agglomerative", "gmm"}
 EXTRACTION_KEYS = ("model_id", "weights_path", "embedding", "pca_components", "seed", "device")
 
 

@@ -1,0 +1,145 @@
+"""The window's granularity control: fewer / more groups over the cluster tree, drill-down, undo, warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QMessageBox
+from tree_support import make_tree_session
+
+from imgclust_desktop.gui.granularity import height_of_level, slider_levels, tree_count_at
+from imgclust_desktop.gui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.model.set_session(make_tree_session())
+    return win
+
+
+def legend_names(win: MainWindow) -> list[str]:
+    legend = win.scatter.legend
+    return [legend.item(i).text() for i in range(legend.count())]
+
+
+def map_colours(win: MainWindow) -> np.ndarray:
+    """The colour each point of the map is drawn with (rgb rows)."""
+    item = win.scatter.item
+    return item.palette[item.color_index]
+
+
+def test_the_slider_recuts_and_legend_map_grid_and_dendrogram_follow(window, qtbot):
+    session = window.model.session
+    control = window.granularity.control
+    assert control.isEnabled() and control.count.value() == session.tree.default_k
+    coarse = session.tree.levels[0]
+    colours_before = map_colours(window)
+    assert len(np.unique(colours_before, axis=0)) == session.tree.default_k
+    control.slider.setValue(control.position_of(coarse))  # a keyboard step: re-cuts once it settles
+    qtbot.waitUntil(lambda: session.level == coarse, timeout=3000)
+    assert len(session.cluster_ids()) == coarse
+    assert len(legend_names(window)) == coarse
+    colours = map_colours(window)
+    assert len(np.unique(colours, axis=0)) == coarse  # the map is recoloured: one colour per group
+    for cid in session.cluster_ids():  # and every point of a group has that group's colour
+        assert len(np.unique(colours[session.labels == cid], axis=0)) == 1
+    assert window.dendrogram.cut_count == coarse and len(window.dendrogram.cluster_ids) == coarse
+    assert window.model.undo_stack.count() == 1
+    assert all(session.name_of(c) in " ".join(legend_names(window)) for c in session.cluster_ids())
+
+
+def test_the_count_box_gives_any_cut_and_undo_restores_labels_byte_for_byte(window):
+    session = window.model.session
+    before_labels, before_level = session.labels.copy(), session.level
+    before_clusters = dict(session.clusters)
+    finer = session.tree.n_leaves - 1
+    window.granularity.control.count.setValue(finer)
+    assert session.level == finer and len(session.cluster_ids()) == finer
+    assert len(legend_names(window)) == finer
+    window.model.undo_stack.undo()
+    assert session.labels.tobytes() == before_labels.tobytes() and session.labels.dtype == before_labels.dtype
+    assert session.level == before_level and session.clusters == before_clusters
+    assert len(legend_names(window)) == len(before_clusters)
+    window.model.undo_stack.redo()
+    assert session.level == finer
+
+
+def test_a_rename_survives_a_round_trip_to_a_finer_level_and_back(window, monkeypatch):
+    session = window.model.session
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes
+    )
+    default = session.level
+    finer = session.tree.finer(default)
+    split_there = set(session.tree.node_of_clusters(finer).tolist())
+    cid = next(c for c in session.cluster_ids() if session.clusters[c].node not in split_there)
+    rows = np.flatnonzero(session.labels == cid)
+    window.model.rename(cid, "sunsets")
+    assert window.granularity.recut(finer)
+    assert asked and "sunsets" in asked[-1]  # split at the finer level: asked first
+    assert window.granularity.recut(default)
+    assert session.name_of(int(session.labels[rows[0]])) == "sunsets"
+    assert np.all(session.labels[rows] == session.labels[rows[0]])
+
+
+def test_declining_the_warning_leaves_everything_as_it_was(window, monkeypatch):
+    session = window.model.session
+    window.model.rename(session.cluster_ids()[0], "sunsets")
+    before = session.labels.copy()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    assert not window.granularity.recut(session.tree.n_leaves)
+    assert np.array_equal(session.labels, before) and session.name_of(session.cluster_ids()[0]) == "sunsets"
+    assert window.model.undo_stack.count() == 1  # the rename only
+    assert window.granularity.control.count.value() == len(session.cluster_ids())
+
+
+def test_show_sub_groups_from_the_context_menu_and_collapse_back(window):
+    session = window.model.session
+    window.granularity.recut(session.tree.levels[0])
+    before = session.labels.copy()
+    cid = max(session.cluster_ids(), key=lambda c: int(np.sum(before == c)))
+    menu = window.curation.actions.context_menu(cid)
+    actions = {a.text(): a for a in menu.actions()}
+    assert "Show sub-groups" in actions and "Collapse into parent" in actions
+    actions["Show sub-groups"].trigger()
+    parts = np.unique(session.labels[before == cid])
+    assert len(parts) == 2
+    assert np.array_equal(session.labels[before != cid], before[before != cid])
+    assert len(window.dendrogram.cluster_ids) == len(np.unique(before)) + 1
+    new = int(parts[parts != cid][0])
+    assert window.granularity.collapse(new)
+    assert np.array_equal(session.labels, before)
+    window.model.undo_stack.undo()
+    window.model.undo_stack.undo()
+    assert np.array_equal(session.labels, before)
+    window.model.undo_stack.undo()  # the re-cut
+    assert session.level == session.tree.default_k
+
+
+def test_the_dendrogram_line_recuts_both_ways(window):
+    session = window.model.session
+    tree = session.tree
+    default = tree.default_k
+    for k in (tree.levels[0], default, tree.n_leaves):  # coarser, back, and below every drawn merge
+        window.dendrogram.set_cut_height(height_of_level(tree, k))
+        window.dendrogram.cutChanged.emit(window.dendrogram.cut_height())
+        assert session.level == k and len(session.cluster_ids()) == k
+        assert window.dendrogram.cut_count == k
+
+
+def test_slider_stops_include_the_stored_levels_and_heights_map_back_to_counts():
+    tree = make_tree_session().tree
+    stops = slider_levels(tree)
+    assert set(tree.levels) <= set(stops) and stops[0] == 1 and stops[-1] == tree.n_leaves
+    for k in range(1, tree.n_leaves + 1):
+        assert tree_count_at(tree, height_of_level(tree, k)) == k
+
+
+def test_a_fresh_window_clusters_with_the_tree_so_it_can_be_recut(window):
+    fields = window.settings_panel.cluster_fields()
+    assert fields["method"] == "tree" and fields["k"] is None
