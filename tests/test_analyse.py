@@ -67,6 +67,7 @@ def test_duplicate_groups_equal_the_connected_components_of_all_pairs_over_the_t
     from imgclust_desktop.core import analyse as analyse_module
 
     monkeypatch.setattr(analyse_module, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(analyse_module, "PAIR_CHUNK", 7)  # candidate pairs checked a few at a time
 
     rng = np.random.default_rng(3)
     features = rng.normal(size=(1500, dims)).astype(np.float32)

@@ -18,6 +18,7 @@ MEDOID_REFERENCE = 20_000  # members a big cluster's medoid is scored against (a
 # 100k x 64 Gaussian mixture run on the loaded machine). Same size as the approximate-neighbour switch.
 GRAPH_DUPLICATES_ABOVE = 50_000
 DUPLICATE_NEIGHBOURS = 16
+PAIR_CHUNK = 32768  # candidate pairs compared in full dimension at a time (2 x 32768 x dim floats)
 
 
 @dataclass
@@ -136,9 +137,13 @@ def duplicate_groups(vectors: np.ndarray, threshold: float = 0.97) -> np.ndarray
         rows = rows + start
         keep = cols > rows
         rows, cols = order[rows[keep]], order[cols[keep]]
-        if len(rows):
-            sims = np.einsum("ij,ij->i", x[rows], x[cols])
-            for a, b in zip(rows[sims >= threshold].tolist(), cols[sims >= threshold].tolist(), strict=True):
+        # Candidates are checked PAIR_CHUNK at a time: on clustered data the projection can keep millions
+        # of pairs per block, and gathering them all in full dimension took 23 GB (100k x 1280 mixture).
+        for p0 in range(0, len(rows), PAIR_CHUNK):
+            a_rows, b_rows = rows[p0 : p0 + PAIR_CHUNK], cols[p0 : p0 + PAIR_CHUNK]
+            sims = np.einsum("ij,ij->i", x[a_rows], x[b_rows])
+            hit = sims >= threshold
+            for a, b in zip(a_rows[hit].tolist(), b_rows[hit].tolist(), strict=True):
                 uf.union(a, b)
     roots = np.array([uf.find(i) for i in range(n)])
     ids, inverse, counts = np.unique(roots, return_inverse=True, return_counts=True)
@@ -149,7 +154,7 @@ def duplicate_groups(vectors: np.ndarray, threshold: float = 0.97) -> np.ndarray
 
 
 def duplicate_groups_from_neighbours(
-    vectors: np.ndarray, neighbour_indices: np.ndarray, threshold: float = 0.97, *, chunk: int = 65536
+    vectors: np.ndarray, neighbour_indices: np.ndarray, threshold: float = 0.97, *, chunk: int = 16384
 ) -> np.ndarray:
     """duplicate_groups with candidate pairs from a k-nearest-neighbour graph: O(n k dim), not O(n^2).
 
@@ -166,20 +171,19 @@ def duplicate_groups_from_neighbours(
     if n < 2:
         return groups
     mean = np.asarray(vectors.mean(axis=0, dtype=np.float64), np.float32) if n > 2 else 0.0
-    neighbours = np.asarray(neighbour_indices)
+    neighbours = neighbour_indices
     rows_kept, cols_kept = [], []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         x = l2_normalise(np.asarray(vectors[start:stop], np.float32) - mean)
-        near = neighbours[start:stop]
-        valid = (near >= 0) & (near != np.arange(start, stop)[:, None])
-        r, c = np.nonzero(valid)
-        cols = near[r, c]
-        y = l2_normalise(np.asarray(vectors[cols], np.float32) - mean)
-        sims = np.einsum("ij,ij->i", x[r], y)
-        hit = sims >= threshold
-        rows_kept.append(r[hit] + start)
-        cols_kept.append(cols[hit])
+        own = np.arange(start, stop)
+        # One neighbour column at a time: chunk x dim floats in memory, never chunk x k x dim.
+        for column in np.asarray(neighbours[start:stop]).T:
+            safe = np.where(column >= 0, column, own)
+            y = l2_normalise(np.asarray(vectors[safe], np.float32) - mean)
+            hit = (np.einsum("ij,ij->i", x, y) >= threshold) & (column >= 0) & (column != own)
+            rows_kept.append(own[hit])
+            cols_kept.append(column[hit])
     a, b = np.concatenate(rows_kept), np.concatenate(cols_kept)
     if len(a) == 0:
         return groups
