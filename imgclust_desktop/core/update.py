@@ -148,6 +148,13 @@ def update(
         raise UpdateError("this is a faces session: run `imgclust faces` again to add photos")
     if len(session.paths) == 0:
         raise UpdateError("the session holds no images to place new ones among")
+    from .embeddings import is_external
+
+    if is_external(session):
+        raise UpdateError(
+            "this session's features came from a file (--features): no model here can compute features "
+            "for new images; add their rows to your features and run `imgclust cluster --features` again"
+        )
     known = read_identities(session.path) if identities is None else dict(identities)
     scan_result = rescan(session, inputs, identities=known, on_progress=on_progress, cancelled=cancelled)
     check_cancel(cancelled)
