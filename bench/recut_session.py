@@ -1,6 +1,6 @@
 """Time `imgclust recut` on a saved session of N images (default 100,000) with a real cluster tree.
 
-Usage: python bench/recut_session.py [--n 100000] [--dim 1280] [--groups 300] [--work DIR]
+Usage: python bench/recut_session.py [--n 100000] [--dim 1280] [--groups 300] [--work DIR [--reuse]]
 
 Builds a session folder once (synthetic embeddings: `groups` Gaussian blobs in 10-d for the clustering space,
 random float32 features of `dim` columns as features.npy, the tree from core/tree.build_tree), then times:
@@ -36,7 +36,9 @@ def make_session(folder: Path, n: int, dim: int, groups: int, seed: int = 0) -> 
     space = centres[truth] + rng.normal(0, 0.04, size=(n, 10)).astype(np.float32)
     started = time.perf_counter()
     params = ClusterParams(seed=seed)
-    tree = build_tree(space, space, choose=choose_k, fit_flat=lambda k: _fit_k(space, "kmeans", k, params, None))
+    tree = build_tree(
+        space, space, choose=choose_k, fit_flat=lambda k: _fit_k(space, "kmeans", k, params, None)
+    )
     tree_seconds = time.perf_counter() - started
     features = rng.normal(size=(n, dim)).astype(np.float32)
     paths = [f"/photos/{g:03d}/img{i:07d}.jpg" for i, g in enumerate(truth.tolist())]
@@ -62,19 +64,33 @@ def time_in_process(folder: Path, how: str) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--work", type=Path, default=None, help="keep the session here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="time the session already in --work")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="recut-bench-"))
     folder = work / "session"
-    tree_seconds = make_session(folder, args.n, args.dim, args.groups)
-    print(f"session of {args.n} images x {args.dim} features; tree built in {tree_seconds:.1f} s", flush=True)
+    if args.reuse and (folder / "session.json").exists():
+        from imgclust_desktop.core import session as session_io
+
+        session = session_io.load(folder)
+        n, dim = session.features.shape
+        print(f"session of {n} images x {dim} features (reused from {folder})", flush=True)
+    else:
+        tree_seconds = make_session(folder, args.n, args.dim, args.groups)
+        print(
+            f"session of {args.n} images x {args.dim} features; tree built in {tree_seconds:.1f} s",
+            flush=True,
+        )
     print("| re-cut | groups | in-process s | `imgclust recut` wall s |\n|---|---|---|---|")
-    for how in ("finer", "coarser", "default"):
+    for how in ("default", "finer", "coarser", "default"):
         seconds, k = time_in_process(folder, how)
+        # The command then does the same step from where the in-process one left the session.
         flag = {"finer": "--finer", "coarser": "--coarser", "default": "--default"}[how]
         started = time.perf_counter()
         done = subprocess.run(

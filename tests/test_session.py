@@ -150,6 +150,7 @@ def test_a_failed_save_keeps_the_previous_version(real_session, tmp_path, monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(session_io.json, "dump", broken_dump)
+    monkeypatch.setattr(session_io.json, "dumps", broken_dump)  # the writer serialises with dumps
     with pytest.raises(OSError):
         session_io.save(real_session, folder, report=False)
     assert (folder / "session.json").read_bytes() == before

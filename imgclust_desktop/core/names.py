@@ -177,12 +177,19 @@ def _folder_index(paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         return _FOLDERS[0][2], _FOLDERS[0][3]
     names: dict[str, int] = {}
     index = np.fromiter(
-        (names.setdefault(os.path.basename(os.path.dirname(p)), len(names)) for p in paths),
+        (names.setdefault(_parent_name(p), len(names)) for p in paths),
         np.int64,
         len(paths),
     )
     _FOLDERS[:] = [(paths, len(paths), index, list(names))]
     return index, list(names)
+
+
+def _parent_name(path: str) -> str:
+    """os.path.basename(os.path.dirname(path)) without its per-call overhead (100k paths in a re-cut)."""
+    if os.altsep:  # Windows: "/" separates too
+        path = path.replace(os.altsep, os.sep)
+    return path.rpartition(os.sep)[0].rpartition(os.sep)[2]
 
 
 def _folder_words(folder_rows: np.ndarray, folder_names: list[str]) -> list[str]:

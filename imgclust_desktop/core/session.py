@@ -33,6 +33,7 @@ from .tree import ClusterTree
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "imgclust-session"
+PRETTY_JSON_MAX = 20_000  # images: session.json is indented up to this size, compact above
 CSV_COLUMNS = ["path", "cluster", "x", "y", "outlier_score", "is_medoid", "duplicate_group"]
 NOISE = -1
 FLOAT16_ABOVE_BYTES = 1 << 30  # features.npy is float16 when the float32 array would pass 1 GiB
@@ -401,7 +402,15 @@ def save(
         _atomic_write(folder / "hierarchy.csv", lambda f: write_hierarchy(session.paths, session.tree, f))
     elif session.tree is None and (folder / "hierarchy.csv").exists():
         (folder / "hierarchy.csv").unlink()  # a re-clustering without a tree: an old tree would mislead
-    _atomic_write(folder / "session.json", lambda f: json.dump(_to_json(session), f, indent=1))
+    # Indented for a person to read; above PRETTY_JSON_MAX images compact, which lets json.dumps use its C
+    # encoder (a 100k-image tree's linkage takes seconds through the indenting Python one).
+    indent = 1 if n <= PRETTY_JSON_MAX else None
+    _atomic_write(
+        folder / "session.json",
+        lambda f: f.write(
+            json.dumps(_to_json(session), indent=indent, separators=None if indent else (",", ":"))
+        ),
+    )
     session.path = folder
     if report:
         from .report import write_report  # PIL drawing; imported here so loading stays light
@@ -507,22 +516,25 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write_csv(session: Session, f) -> None:
-    medoids = {info.medoid_index for info in session.clusters.values() if info.medoid_index is not None}
+    is_medoid = np.zeros(len(session.paths), np.int64)
+    medoids = [info.medoid_index for info in session.clusters.values() if info.medoid_index is not None]
+    is_medoid[np.asarray(medoids, np.int64)] = 1
     writer = csv.writer(f)
     writer.writerow(CSV_COLUMNS)
-    coords = session.coords.tolist()
-    for i, path in enumerate(session.paths):
-        writer.writerow(
-            [
-                path,
-                int(session.labels[i]),
-                repr(float(coords[i][0])),
-                repr(float(coords[i][1])),
-                repr(float(session.outlier_score[i])),
-                int(i in medoids),
-                int(session.duplicate_group[i]),
-            ]
+    # Whole columns at once (floats as repr of the float64 value, as before): one writerows call.
+    coords = session.coords.astype(np.float64)
+    writer.writerows(
+        zip(
+            session.paths,
+            session.labels.tolist(),
+            map(repr, coords[:, 0].tolist()),
+            map(repr, coords[:, 1].tolist()),
+            map(repr, session.outlier_score.astype(np.float64).tolist()),
+            is_medoid.tolist(),
+            session.duplicate_group.tolist(),
+            strict=True,
         )
+    )
 
 
 # ---- loading
@@ -544,11 +556,13 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
         raise SessionError(f"clusters.csv has {n} rows but session.json says {meta['n_images']} images")
     features = _read_features(folder / "features.npy", n, mmap=mmap)
     try:
-        paths = [r[0] for r in rows]
-        labels = np.array([int(r[1]) for r in rows], np.int64)
-        coords = np.array([[float(r[2]), float(r[3])] for r in rows], np.float32).reshape(n, 2)
-        outlier = np.array([float(r[4]) for r in rows], np.float32)
-        duplicates = np.array([int(r[6]) for r in rows], np.int64)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(CSV_COLUMNS)
+        paths = list(columns[0])
+        labels = _numbers(columns[1], np.int64)
+        coords = np.column_stack([_numbers(columns[2], np.float32), _numbers(columns[3], np.float32)])
+        coords = coords.reshape(n, 2)
+        outlier = _numbers(columns[4], np.float32)
+        duplicates = _numbers(columns[6], np.int64)
         excluded = np.zeros(n, bool)
         excluded[np.asarray(meta.get("excluded_rows", []), np.int64)] = True
         missing = np.zeros(n, bool)
@@ -594,7 +608,9 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
             if not (tree_meta or {}).get("terms")
             else LeafTerms.from_json(tree_meta["terms"]),
             level=None if tree_meta is None else int(tree_meta.get("level") or tree_meta["default_level"]),
-            node_curation={int(k): dict(v) for k, v in ((tree_meta or {}).get("node_curation") or {}).items()},
+            node_curation={
+                int(k): dict(v) for k, v in ((tree_meta or {}).get("node_curation") or {}).items()
+            },
             skipped=skipped,
             edits=list(meta.get("edits", [])),
             path=folder,
@@ -636,11 +652,20 @@ def _read_tree(path: Path, meta: dict, paths: Sequence[str]) -> ClusterTree:
     if len(rows) != len(paths) or any(r[:1] != [p] for r, p in zip(rows, paths, strict=False)):
         raise SessionError(f"{path.name} does not list the images of clusters.csv in the same order")
     column = header.index(finest)
-    leaf_of = np.array([int(r[column]) for r in rows], np.int64)
+    leaf_of = _numbers([r[column] for r in rows], np.int64)
     tree = ClusterTree.from_json(meta, leaf_of)
     if len(leaf_of) and (leaf_of.min() < 0 or leaf_of.max() >= tree.n_leaves):
         raise SessionError(f"{path.name} names micro-clusters outside the tree")
     return tree
+
+
+def _numbers(texts: Sequence[str], dtype) -> np.ndarray:
+    """A column of number strings as an array, parsed in C (ValueError on anything that is not a number)."""
+    if not len(texts):
+        return np.zeros(0, dtype)
+    if np.issubdtype(dtype, np.integer):
+        return np.asarray(texts, dtype=np.str_).astype(np.int64).astype(dtype)
+    return np.asarray(texts, dtype=np.str_).astype(np.float64).astype(dtype)
 
 
 def _int_keys(value: Any) -> Any:
