@@ -125,7 +125,9 @@ def test_the_session_holds_a_cluster_tree_that_recut_moves_through_and_back(clus
     assert read_csv_columns(out / "clusters.csv")["cluster"] == before["cluster"]
     log = [e["op"] for e in json.loads((out / "session.json").read_text())["edits"]]
     assert log[-2:] == ["recut", "recut"]
-    level = cli("cluster", out / "missing-folder", "--out", tmp_path / "x", "--level", "3", "--cluster", "kmeans")
+    level = cli(
+        "cluster", out / "missing-folder", "--out", tmp_path / "x", "--level", "3", "--cluster", "kmeans"
+    )
     assert level.returncode == 2 and "--level" in level.stderr
 
 
