@@ -167,9 +167,15 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
     siblings = None
     tree = session.tree
     if tree is not None and session.level is not None:
-        parent_cut = tree.cut(tree.coarser(session.level))
-        ids, first_row = np.unique(session.labels, return_index=True)  # one pass, not one per cluster
-        siblings = {int(c): int(parent_cut[r]) for c, r in zip(ids, first_row, strict=True) if c >= 0}
+        # Siblings are clusters whose tree nodes merge with each other first (the same parent node).
+        m = tree.n_leaves
+        parent = np.full(2 * m - 1, -1, np.int64)
+        ends = tree.linkage[:, :2].astype(np.int64)
+        parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
+        siblings = {
+            cid: int(parent[info.node]) if info.node is not None else -1
+            for cid, info in session.clusters.items()
+        }
     names = cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
     for cid, name in names.items():
         info = session.clusters.get(cid)
