@@ -251,7 +251,10 @@ def name_clusters(session: Session, extractor: object | None) -> None:
 
     if extractor is None and session.model_id and not session.params.get("layer"):
         extractor = _head_extractor(session)
-    probs = None if extractor is None else term_probabilities(extractor, session.features)
+    try:
+        probs = None if extractor is None else term_probabilities(extractor, session.features)
+    except (OSError, ImportError, RuntimeError, ValueError):  # no class table here: folder names instead
+        probs = None
     tree = session.tree
     if probs is not None:
         vocabulary, p = probs
