@@ -383,6 +383,28 @@ def _cluster_stages(
     return session
 
 
+def session_extractor(
+    session: Session,
+    *,
+    device: str = "auto",
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> object:
+    """The session's own model, with the layer and input size its features were made with."""
+    from .models import registry
+
+    params = session.params
+    return registry.create(
+        session.model_id,
+        device=device,
+        weights_path=params.get("weights_path"),
+        layer=params.get("layer"),
+        input_size=params.get("input_size") or None,
+        on_progress=on_progress,
+        cancelled=cancelled,
+    )
+
+
 def features_for_images(
     session: Session,
     paths: Sequence[str],
@@ -394,18 +416,8 @@ def features_for_images(
     """Features of images outside the session, with the session's own model, layer and input size."""
     from .decode import DecodeError, decode
     from .features import decode_side, features_from_arrays
-    from .models import registry
 
-    params = session.params
-    extractor = registry.create(
-        session.model_id,
-        device=device,
-        weights_path=params.get("weights_path"),
-        layer=params.get("layer"),
-        input_size=params.get("input_size") or None,
-        on_progress=on_progress,
-        cancelled=cancelled,
-    )
+    extractor = session_extractor(session, device=device, on_progress=on_progress, cancelled=cancelled)
     images = []
     for path in paths:
         try:

@@ -216,6 +216,7 @@ def _features(session, files, device, cache_dir, on_progress, cancelled):
     from .cache import FeatureCache, ThumbnailCache
     from .features import compute_features
     from .models import registry
+    from .pipeline import session_extractor
 
     params = session.params
     try:
@@ -226,15 +227,7 @@ def _features(session, files, device, cache_dir, on_progress, cancelled):
             "new images cannot be given matching features"
         ) from None
     on_progress(Progress("model", 0, 1, message=f"loading {session.model_id}"))
-    extractor = registry.create(
-        session.model_id,
-        device=device,
-        weights_path=params.get("weights_path"),
-        layer=params.get("layer"),
-        input_size=params.get("input_size") or None,
-        on_progress=on_progress,
-        cancelled=cancelled,
-    )
+    extractor = session_extractor(session, device=device, on_progress=on_progress, cancelled=cancelled)
     on_progress(Progress("model", 1, 1, message=f"loaded {session.model_id}"))
     if extractor.dim != session.features.shape[1]:
         raise UpdateError(
