@@ -59,6 +59,8 @@ def test_relayout_at_the_end_gives_a_map_and_clusters_of_everything(tmp_path):
     final = run_progressive(request_for(folder), sample_size=10, batch_size=20, relayout=True)
     assert len(final.paths) == 30 and final.edits[-1]["op"] == "relayout"
     assert len(final.sizes()) == 3 and final.coords.shape == (30, 2)
+    # The re-laid-out clusters are named like any run's (not left as "Cluster N").
+    assert not any(final.name_of(c).startswith("Cluster ") for c in final.cluster_ids())
 
 
 def test_the_window_shows_the_sample_map_first_then_grows_it(qtbot, settings, tmp_path, monkeypatch):

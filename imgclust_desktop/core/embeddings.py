@@ -159,7 +159,7 @@ def run(
     on_event: Callable[[str, object], None] = lambda kind, payload: None,
 ) -> Session:
     """A Session from a person's own embeddings: reduce -> embed -> cluster -> analyse (no model, no decode)."""
-    from .pipeline import _cluster_stages, name_clusters
+    from .pipeline import _cluster_stages
 
     started = time.perf_counter()
     clock = time.perf_counter()
@@ -203,7 +203,6 @@ def run(
         cancelled=cancelled,
         on_event=on_event,
     )
-    name_clusters(result, None)  # no model here: folder names (or "Group N")
     result.timings["total"] = time.perf_counter() - started
     return result
 

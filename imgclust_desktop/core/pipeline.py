@@ -205,10 +205,8 @@ def run(
         on_progress=on_progress,
         cancelled=cancelled,
         on_event=on_event,
+        extractor=extractor,
     )
-    clock = time.perf_counter()
-    name_clusters(result, extractor)
-    result.timings["names"] = time.perf_counter() - clock
     result.timings["total"] = time.perf_counter() - started
     return result
 
@@ -233,7 +231,6 @@ def recluster(
     result = _cluster_stages(
         fresh, params, embed_method=None, on_progress=on_progress, cancelled=cancelled, on_event=_no_event
     )
-    name_clusters(result, None)
     result.edits.append(
         {"op": "recluster", "time": round(time.time(), 3), "cluster": result.params["cluster"]}
     )
@@ -295,8 +292,10 @@ def _cluster_stages(
     on_progress: ProgressCallback,
     cancelled: CancelFlag,
     on_event: EventCallback,
+    extractor: object | None = None,
 ) -> Session:
-    """reduce -> (embed) -> cluster -> analyse, filling the session in place; embed_method None keeps the map."""
+    """reduce -> (embed) -> cluster -> analyse -> names, filling the session in place; embed_method None keeps
+    the map. extractor: the session's model when at hand, for naming (see name_clusters)."""
     from .analyse import analyse
     from .cluster import cluster
     from .embed import embed, nearest_neighbours, umap_knn_size
@@ -380,6 +379,9 @@ def _cluster_stages(
     session.linkage = analysis.cluster_linkage
     session.linkage_cluster_ids = [int(c) for c in analysis.linkage_cluster_ids]
     session.params["cluster"] = dataclasses.asdict(clustering.params)
+    clock = time.perf_counter()
+    name_clusters(session, extractor)  # every path that clusters names its clusters
+    timings["names"] = time.perf_counter() - clock
     return session
 
 
