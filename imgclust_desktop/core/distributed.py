@@ -123,13 +123,7 @@ def model_options(job: RayJob, files: Sequence[FileIdentity]) -> dict:
     input_size, layer = job.input_size, job.layer
     if registry.get_info(job.model_id).family == "efficientnet" and input_size is None and layer is None:
         if files and remote.is_url(files[0].path):
-            edge = remote.median_long_edge(files)
-            small = edge is not None and edge <= pipeline.SMALL_SOURCE_EDGE
-            input_size, layer = (
-                (pipeline.SMALL_INPUT_SIZE, pipeline.SMALL_LAYER)
-                if small
-                else (pipeline.DEFAULT_INPUT_SIZE, None)
-            )
+            input_size, layer = pipeline.choose_input(files, open_file=remote.open_input)
         else:
             input_size, layer = pipeline.choose_input(files)
     return {

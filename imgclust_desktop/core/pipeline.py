@@ -56,8 +56,17 @@ def _no_event(kind: str, payload: object) -> None:
     """Default event callback: ignore."""
 
 
-def median_long_edge(files: Sequence[FileIdentity], sample: int = SIZE_SAMPLE) -> int | None:
-    """Median long edge in pixels of up to `sample` evenly spread files (headers only); None if none read."""
+def _open_binary(path: str):
+    return open(path, "rb")  # noqa: SIM115 (closed by the caller's with-block)
+
+
+def median_long_edge(
+    files: Sequence[FileIdentity], sample: int = SIZE_SAMPLE, *, open_file: Callable = _open_binary
+) -> int | None:
+    """Median long edge in pixels of up to `sample` evenly spread files (headers only); None if none read.
+
+    open_file(path) gives a binary file object (remote.open_input for s3:// and other URLs).
+    """
     from PIL import Image
 
     if not files:
@@ -66,14 +75,16 @@ def median_long_edge(files: Sequence[FileIdentity], sample: int = SIZE_SAMPLE) -
     edges = []
     for i in picks.tolist():
         try:
-            with Image.open(files[i].path) as im:
+            with open_file(files[i].path) as handle, Image.open(handle) as im:
                 edges.append(max(im.size))
         except Exception:  # unreadable files are reported by the decode stage, not here
             continue
     return int(np.median(edges)) if edges else None
 
 
-def choose_input(files: Sequence[FileIdentity]) -> tuple[int, str | None]:
+def choose_input(
+    files: Sequence[FileIdentity], *, open_file: Callable = _open_binary
+) -> tuple[int, str | None]:
     """(network input side, feature layer) for the EfficientNet extractor given the source files.
 
     Photos: 224 px and the 1280-d pooled head (ImageNet semantics). Small sources (median long edge
@@ -82,7 +93,7 @@ def choose_input(files: Sequence[FileIdentity]) -> tuple[int, str | None]:
     tapped at blocks.4 (112-d, mid-level shape features) is both ~10x faster and far better: measured on
     digits with automatic k, ACC 0.95 against 0.20 for the head at 224 px (bench/quality.py).
     """
-    edge = median_long_edge(files)
+    edge = median_long_edge(files, open_file=open_file)
     if edge is not None and edge <= SMALL_SOURCE_EDGE:
         return SMALL_INPUT_SIZE, SMALL_LAYER
     return DEFAULT_INPUT_SIZE, None

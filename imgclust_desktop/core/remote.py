@@ -14,8 +14,6 @@ import os
 import tempfile
 from collections.abc import Sequence
 
-import numpy as np
-
 from .progress import CancelFlag, check_cancel, never_cancelled
 from .sources import FileIdentity, ScanResult, Skipped, _selected
 
@@ -123,19 +121,7 @@ def decode_url(identity: FileIdentity, max_side: int):
             return Skipped(identity.path, f"could not be decoded ({type(error).__name__}: {error})")
 
 
-def median_long_edge(files: Sequence[FileIdentity], sample: int = 64) -> int | None:
-    """Median long edge of up to `sample` evenly spread objects (headers only; None when none is read)."""
-    from PIL import Image
-
-    if not files:
-        return None
-    picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round().astype(int))
-    edges = []
-    for i in picks.tolist():
-        try:
-            filesystem, path, _ = _split(files[i].path)
-            with filesystem.open_input_file(path) as handle, Image.open(handle) as im:
-                edges.append(max(im.size))
-        except Exception:  # unreadable objects are reported by the decode stage
-            continue
-    return int(np.median(edges)) if edges else None
+def open_input(url: str):
+    """A binary file object for an object-store URL (what pipeline.median_long_edge reads headers from)."""
+    filesystem, path, _ = _split(url)
+    return filesystem.open_input_file(path)
