@@ -387,13 +387,6 @@ def build_tree(
     return tree
 
 
-def _score_cuts(
-    tree: ClusterTree, ks: list[int], score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag
-) -> list[float]:
-    """Criterion of each candidate cut of the tree (see score_labelings)."""
-    return score_labelings((tree.cut(k) for k in ks), score_on, criterion, seed, cancelled)
-
-
 def score_labelings(
     labelings, score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag = never_cancelled
 ) -> list[float]:
