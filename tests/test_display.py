@@ -60,7 +60,13 @@ def _can_hide_files() -> bool:
 def test_a_missing_libxcb_cursor_is_named_with_its_packages(tmp_path):
     """The fresh-machine failure: Qt >= 6.5's xcb plugin cannot load without libxcb-cursor."""
     # where the loader finds it: "libxcb-cursor.so.0 (libc6,x86-64) => <path>" in its cache
-    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    # ldconfig lives in /sbin, which a non-login PATH may lack
+    ldconfig = shutil.which("ldconfig") or next(
+        (p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if os.path.exists(p)), None
+    )
+    if ldconfig is None:
+        pytest.skip("no ldconfig to ask where libxcb-cursor is")
+    cache = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout
     paths = [line.split("=>")[1].strip() for line in cache.splitlines() if "libxcb-cursor.so.0 " in line]
     if not paths:
         pytest.skip("libxcb-cursor is not installed here, so there is nothing to hide")
