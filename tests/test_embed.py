@@ -164,17 +164,45 @@ def test_approximate_neighbours_report_progress_and_stop_when_cancelled(monkeypa
 
 
 def test_big_maps_come_from_a_umap_sample_with_the_rest_placed_by_neighbours(monkeypatch):
-    # Above MAP_SAMPLE_ABOVE rows (lowered here) UMAP maps a sample; every other point lands among its
+    # Above SAMPLE_ABOVE rows (lowered here) UMAP maps a sample; every other point lands among its
     # neighbours: blobs stay apart and each point's map neighbours are mostly of its own blob.
     from sklearn.neighbors import NearestNeighbors
 
     from imgclust_desktop.core import embed as embed_module
 
-    monkeypatch.setattr(embed_module, "MAP_SAMPLE", 200)
+    monkeypatch.setattr(embed_module, "FIT_SAMPLE", 200)
     x, y = make_blobs(n_samples=1500, centers=5, n_features=10, cluster_std=1.0, random_state=4)
     x = x.astype(np.float32)
-    xy = embed(x, method="umap", seed=0, map_sample_above=1000)
+    xy = embed(x, method="umap", seed=0, sample_above=1000)
     assert xy.shape == (1500, 2) and np.isfinite(xy).all()
     _, near = NearestNeighbors(n_neighbors=11).fit(xy).kneighbors(xy)
     assert (y[near[:, 1:]] == y[:, None]).mean() > 0.95
-    np.testing.assert_array_equal(embed(x, method="umap", seed=0, map_sample_above=1000), xy)
+    np.testing.assert_array_equal(embed(x, method="umap", seed=0, sample_above=1000), xy)
+
+
+def test_a_sampled_graph_links_every_row_to_its_nearest_sample_rows():
+    # Above SAMPLE_ABOVE rows one HNSW index of a sample serves both UMAPs and the placement: each row
+    # lists itself, then its nearest sample rows (what brute force over the sample finds), and the
+    # sample carries its own UMAP-sized graph in sample numbering.
+    from sklearn.neighbors import NearestNeighbors
+
+    from imgclust_desktop.core.embed import sampled_neighbours, umap_knn_size
+
+    rng = np.random.default_rng(2)
+    data = (
+        rng.normal(size=(20, 12))[rng.integers(0, 20, 4000)] + rng.normal(scale=0.3, size=(4000, 12))
+    ).astype(np.float32)
+    knn = sampled_neighbours(data, sample_size=800, k=6, seed=1)
+    sample = knn.sample
+    assert len(sample) == 800 and (np.diff(sample) > 0).all()
+    assert (knn.indices[:, 0] == np.arange(4000)).all() and (knn.distances[:, 0] == 0).all()
+    assert np.isin(knn.indices[:, 1:], sample).all()
+    assert knn.sample_knn.indices.shape == (800, umap_knn_size(800))
+    rest = np.setdiff1d(np.arange(4000), sample)
+    _, exact = NearestNeighbors(n_neighbors=5).fit(data[sample]).kneighbors(data[rest])
+    recall = np.mean(
+        [len(set(a) & set(sample[e])) / 5 for a, e in zip(knn.indices[rest, 1:], exact, strict=True)]
+    )
+    assert recall > 0.95
+    again = sampled_neighbours(data, sample_size=800, k=6, seed=1)
+    np.testing.assert_array_equal(again.indices, knn.indices)

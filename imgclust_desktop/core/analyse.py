@@ -19,6 +19,12 @@ MEDOID_REFERENCE = 20_000  # members a big cluster's medoid is scored against (a
 GRAPH_DUPLICATES_ABOVE = 50_000
 DUPLICATE_NEIGHBOURS = 16
 PAIR_CHUNK = 32768  # candidate pairs compared in full dimension at a time (2 x 32768 x dim floats)
+# Graph candidates are first screened on the reduced rows (PCA of the L2-normalised features): a pair is
+# checked in full dimension only when its cosine there is within SCREEN_MARGIN of the threshold, so a 1M-row
+# graph does not gather millions of full feature rows from disk (bench/duplicates_screen.py measures misses).
+SCREEN_MARGIN = 0.1
+BUCKET_NEIGHBOURS = 6  # rows sharing a near sample row: each one's nearest this many are candidates
+BUCKETS_PER_ROW = 3  # each row joins the buckets of its 3 nearest sample rows
 
 
 @dataclass
@@ -154,13 +160,20 @@ def duplicate_groups(vectors: np.ndarray, threshold: float = 0.97) -> np.ndarray
 
 
 def duplicate_groups_from_neighbours(
-    vectors: np.ndarray, neighbour_indices: np.ndarray, threshold: float = 0.97, *, chunk: int = 16384
+    vectors: np.ndarray,
+    neighbour_indices: np.ndarray,
+    threshold: float = 0.97,
+    *,
+    screen: np.ndarray | None = None,
+    chunk: int = 16384,
 ) -> np.ndarray:
     """duplicate_groups with candidate pairs from a k-nearest-neighbour graph: O(n k dim), not O(n^2).
 
-    Each row is checked (centred cosine, full dimension) against its listed neighbours only; groups are
-    the connected components of the pairs at or over the threshold. Exact whenever every duplicate pair
-    is linked through neighbours in the graph, which holds for near-copies (they are each other's nearest).
+    Each row is checked (centred cosine, full dimension) against its listed neighbours only (-1: none);
+    groups are the connected components of the pairs at or over the threshold. Exact whenever every
+    duplicate pair is linked through neighbours in the graph, which holds for near-copies (they are each
+    other's nearest). screen: the same rows reduced (centred); pairs whose cosine there is below
+    threshold - SCREEN_MARGIN are dropped before the full-dimension check.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -173,18 +186,27 @@ def duplicate_groups_from_neighbours(
     mean = np.asarray(vectors.mean(axis=0, dtype=np.float64), np.float32) if n > 2 else 0.0
     neighbours = neighbour_indices
     rows_kept, cols_kept = [], []
+    unit = None if screen is None else l2_normalise(np.asarray(screen, np.float32))
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        x = l2_normalise(np.asarray(vectors[start:stop], np.float32) - mean)
         own = np.arange(start, stop)
+        x = None
         # One neighbour column at a time: chunk x dim floats in memory, never chunk x k x dim.
         for column in np.asarray(neighbours[start:stop]).T:
-            safe = np.where(column >= 0, column, own)
-            y = l2_normalise(np.asarray(vectors[safe], np.float32) - mean)
-            hit = (np.einsum("ij,ij->i", x, y) >= threshold) & (column >= 0) & (column != own)
-            rows_kept.append(own[hit])
-            cols_kept.append(column[hit])
-    a, b = np.concatenate(rows_kept), np.concatenate(cols_kept)
+            pick = np.flatnonzero((column >= 0) & (column != own))
+            if unit is not None:
+                near = np.einsum("ij,ij->i", unit[own[pick]], unit[column[pick]])
+                pick = pick[near >= threshold - SCREEN_MARGIN]
+            if not len(pick):
+                continue
+            if x is None:
+                x = l2_normalise(np.asarray(vectors[start:stop], np.float32) - mean)
+            y = l2_normalise(np.asarray(vectors[column[pick]], np.float32) - mean)
+            hit = np.einsum("ij,ij->i", x[pick], y) >= threshold
+            rows_kept.append(own[pick[hit]])
+            cols_kept.append(column[pick[hit]])
+    a = np.concatenate(rows_kept) if rows_kept else np.zeros(0, np.int64)
+    b = np.concatenate(cols_kept) if cols_kept else np.zeros(0, np.int64)
     if len(a) == 0:
         return groups
     graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n)).tocsr()
@@ -199,6 +221,46 @@ def duplicate_groups_from_neighbours(
     number[order[multi]] = np.arange(int(multi.sum()))
     groups[:] = number[inverse]
     return groups
+
+
+def sample_bucket_neighbours(
+    data: np.ndarray,
+    knn_indices: np.ndarray,
+    sample: np.ndarray,
+    m: int = BUCKET_NEIGHBOURS,
+    buckets: int = BUCKETS_PER_ROW,
+) -> np.ndarray:
+    """Duplicate candidates for a sampled neighbour graph (embed.sampled_neighbours): int [n, buckets * m].
+
+    That graph links each row only to sample rows, so two copies outside the sample are never linked.
+    Copies lie near the same sample rows: each row joins the buckets of its `buckets` nearest sample rows (a
+    sample row is first in its own), and its m nearest mates (in data) in each are its candidates; -1 = none.
+    O(n * buckets * bucket size).
+    """
+    n = len(data)
+    keys = np.asarray(knn_indices[:, 1 : buckets + 1], np.int64).copy()
+    keys[sample] = np.column_stack([sample, keys[sample, : buckets - 1]])
+    slots = keys.shape[1]
+    member, key = np.repeat(np.arange(n), slots), keys.ravel()
+    slot = np.tile(np.arange(slots), n)
+    out = np.full((n, slots * m), -1, np.int64)
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    for entries in np.split(order, cuts):
+        if len(entries) < 2:
+            continue
+        rows = member[entries]
+        points = np.asarray(data[rows], np.float32)
+        sq = (points**2).sum(axis=1)
+        take = min(m, len(rows) - 1)
+        for start in range(0, len(rows), 2048):
+            part = slice(start, start + 2048)
+            d2 = sq[part, None] + sq[None, :] - 2 * points[part] @ points.T
+            d2[np.arange(len(d2)), np.arange(start, start + len(d2))] = np.inf  # not itself
+            near = np.argpartition(d2, take - 1, axis=1)[:, :take]
+            columns = slot[entries[part]][:, None] * m + np.arange(take)
+            out[rows[part, None], columns] = rows[near]
+    return out
 
 
 def silhouette_samples_safe(data: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -260,13 +322,15 @@ def analyse(
     features: np.ndarray | None = None,
     knn_distances: np.ndarray | None = None,
     knn_indices: np.ndarray | None = None,
+    knn_sample: np.ndarray | None = None,
     graph_duplicates_above: int = GRAPH_DUPLICATES_ABOVE,
 ) -> Analysis:
     """Medoids, typicality, outlier scores, duplicate groups (on features if given) and centroid linkage.
 
     knn_distances: sorted neighbour distances of the rows of data (itself first), reused for the kNN
     outlier score instead of a second neighbour search. knn_indices: the same rows' neighbour indices;
-    above graph_duplicates_above rows the duplicate candidates come from them (near-linear).
+    above graph_duplicates_above rows the duplicate candidates come from them (near-linear). knn_sample:
+    the sample rows when the graph is sampled (embed.sampled_neighbours): bucket mates are added.
     """
     from scipy.cluster.hierarchy import linkage
 
@@ -300,7 +364,10 @@ def analyse(
             from .embed import nearest_neighbours
 
             knn_indices = nearest_neighbours(data, DUPLICATE_NEIGHBOURS).indices
-        groups = duplicate_groups_from_neighbours(dup_source, knn_indices, duplicate_threshold)
+        candidates = knn_indices
+        if knn_sample is not None:
+            candidates = np.hstack([knn_indices, sample_bucket_neighbours(data, knn_indices, knn_sample)])
+        groups = duplicate_groups_from_neighbours(dup_source, candidates, duplicate_threshold, screen=data)
     else:
         groups = duplicate_groups(dup_source, duplicate_threshold)
     tree = None

@@ -101,22 +101,39 @@ def clustering_space(
     cancelled: CancelFlag = never_cancelled,
     knn: Neighbours | None = None,
 ) -> np.ndarray:
-    """The space labels are computed in: the data itself or a low-dim UMAP of it (knn: see embed.embed)."""
-    from .embed import umap_transform
+    """The space labels are computed in: the data itself or a low-dim UMAP of it (knn: see embed.embed).
 
-    if params.space == "reduced" or len(data) < 30 or data.shape[1] <= cluster_space_dims(len(data)):
+    Above embed.SAMPLE_ABOVE rows the UMAP is fitted on a sample and every other row placed among its
+    sample neighbours (knn: embed.sampled_neighbours), as the map is: the tree is still built on every row.
+    """
+    from .embed import SAMPLE_ABOVE, sampled_neighbours, umap_sample_and_place, umap_transform
+
+    n = len(data)
+    if params.space == "reduced" or n < 30 or data.shape[1] <= cluster_space_dims(n):
         return data
     if params.space != "umap":
         raise ValueError(f"unknown clustering space {params.space!r}; choose 'reduced' or 'umap'")
+    if n > SAMPLE_ABOVE and (knn is None or knn.sample is None):
+        knn = sampled_neighbours(data, seed=params.seed, cancelled=cancelled)
     # min_dist=0 packs neighbours tightly: what density clustering wants, unlike a display map.
+    if knn is not None and knn.sample is not None:
+        return umap_sample_and_place(
+            data,
+            knn,
+            n_components=cluster_space_dims(n),
+            seed=params.seed,
+            min_dist=0.0,
+            n_epochs=cluster_space_epochs(len(knn.sample)),
+            cancelled=cancelled,
+        )
     return umap_transform(
         data,
-        n_components=cluster_space_dims(len(data)),
+        n_components=cluster_space_dims(n),
         seed=params.seed,
         min_dist=0.0,
         cancelled=cancelled,
         knn=knn,
-        n_epochs=cluster_space_epochs(len(data)),
+        n_epochs=cluster_space_epochs(n),
     )
 
 
@@ -535,6 +552,20 @@ def cluster(
     return Clustering(labels, n_clusters, k_curve, scores, outlier_score, params)
 
 
+def nearest_centre(x: np.ndarray, fitted: np.ndarray, labels: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Label of every row of x: the nearest centre of the groups `labels` gives the rows `fitted`."""
+    k = int(labels.max()) + 1
+    centres = np.zeros((k, x.shape[1]), np.float64)
+    np.add.at(centres, labels, fitted)
+    centres = (centres / np.maximum(np.bincount(labels, minlength=k), 1)[:, None]).astype(np.float32)
+    out = np.empty(len(x), np.int64)
+    square = (centres**2).sum(axis=1)
+    for start in range(0, len(x), chunk):
+        part = np.asarray(x[start : start + chunk], np.float32)
+        out[start : start + len(part)] = np.argmin(square[None, :] - 2 * part @ centres.T, axis=1)
+    return out
+
+
 def _tree_clustering(
     data: np.ndarray,
     params: ClusterParams,
@@ -543,7 +574,12 @@ def _tree_clustering(
     cancelled: CancelFlag,
     knn: Neighbours | None,
 ) -> Clustering:
-    """The cluster tree in the clustering space; labels are its cut at the chosen (or given) level."""
+    """The cluster tree in the clustering space; labels are its cut at the chosen (or given) level.
+
+    Above embed.SAMPLE_ABOVE rows the clustering space and the flat k-means answers are fitted on one
+    sample (every row placed / assigned from it); the micro-clusters and the tree cover every row.
+    """
+    from .embed import SAMPLE_ABOVE, sampled_neighbours
     from .tree import build_tree
 
     n = len(data)
@@ -551,15 +587,24 @@ def _tree_clustering(
         labels = np.zeros(n, np.int64)
         return Clustering(labels, int(n > 0), None, _scores(data, labels, params.seed), None, params)
     on_progress(Progress("cluster", 0, 2, message="clustering space"))
+    if n > SAMPLE_ABOVE and params.space == "umap" and (knn is None or knn.sample is None):
+        knn = sampled_neighbours(data, seed=params.seed, cancelled=cancelled)
     x = clustering_space(data, params, cancelled, knn)
     check_cancel(cancelled)
+
+    def fit_flat(k: int) -> np.ndarray:
+        if knn is None or knn.sample is None:
+            return _fit_k(x, "kmeans", k, params, None)
+        # A big set: k-means on the sample the clustering space was fitted on, every row to its centre.
+        return nearest_centre(x, x[knn.sample], _fit_k(x[knn.sample], "kmeans", k, params, None))
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tree = build_tree(
             x,
             data,
             choose=choose_k,
-            fit_flat=lambda k: _fit_k(x, "kmeans", k, params, None),
+            fit_flat=fit_flat,
             flat_range=params.k_range,
             k=params.k,
             seed=params.seed,

@@ -63,10 +63,16 @@ def umap_knn_size(n: int) -> int:
 
 @dataclass(frozen=True)
 class Neighbours:
-    """The k nearest rows of every row (euclidean), the row itself first at distance 0."""
+    """The k nearest rows of every row (euclidean), the row itself first at distance 0.
+
+    A sampled graph (sampled_neighbours, above SAMPLE_ABOVE rows) lists after each row itself only rows
+    of `sample`, and carries the sample's own graph among itself (local indices) for UMAP.
+    """
 
     indices: np.ndarray  # int64 [n, k]
     distances: np.ndarray  # float32 [n, k], ascending along each row
+    sample: np.ndarray | None = None  # sorted rows the neighbours are drawn from; None: every row
+    sample_knn: Neighbours | None = None  # the sample's graph among itself (indices into sample)
 
 
 KNN_CHUNK = 2048  # query rows per step: a cancel point, and 2048 x n float64 distances at a time
@@ -134,42 +140,137 @@ def approximate_neighbours(
     cancel points; queries run on every core (they do not change the graph). Recall@15 against exact
     search is measured by bench/ann.py.
     """
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    n = len(data)
+    meter = RateMeter("neighbours", 2 * n, on_progress)
+    index = _hnsw_index(data, seed, meter, 0, cancelled, f"indexing {n} images for {k} nearest neighbours")
+    indices, distances = _query_self_first(
+        index, data, np.arange(n), k, meter, n, cancelled, f"{k} nearest neighbours of {n} images"
+    )
+    meter.update(2 * n, force=True)
+    return Neighbours(indices, distances)
+
+
+def _hnsw_index(
+    data: np.ndarray, seed: int, meter: RateMeter, done: int, cancelled: CancelFlag, message: str
+):
+    """An HNSW index of data's rows (ids 0..n-1), built on one thread in cancellable chunks."""
     import hnswlib
 
-    data = np.ascontiguousarray(data, dtype=np.float32)
     n, dim = data.shape
-    meter = RateMeter("neighbours", 2 * n, on_progress)
     index = hnswlib.Index(space="l2", dim=dim)
     index.init_index(max_elements=n, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M, random_seed=seed)
     for start in range(0, n, ANN_CHUNK):
         check_cancel(cancelled)
-        meter.update(start, f"indexing {n} images for {k} nearest neighbours")
+        meter.update(done + start, message)
         stop = min(n, start + ANN_CHUNK)
         index.add_items(data[start:stop], np.arange(start, stop), num_threads=1)
+    return index
+
+
+def _query_self_first(
+    index,
+    queries: np.ndarray,
+    own: np.ndarray | None,
+    k: int,
+    meter: RateMeter,
+    done: int,
+    cancelled: CancelFlag,
+    message: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) [len(queries), k]: each query's index id `own` (None: not in the index) first
+    at distance 0, then its k - 1 nearest other index rows; every core queries, in cancellable chunks."""
+    n = len(queries)
     index.set_ef(max(HNSW_EF_SEARCH, 2 * k))
     indices = np.empty((n, k), np.int64)
     distances = np.empty((n, k), np.float32)
     threads = os.cpu_count() or 1
+    wanted = k if own is not None else k - 1
     for start in range(0, n, ANN_CHUNK):
         check_cancel(cancelled)
-        meter.update(n + start, f"{k} nearest neighbours of {n} images")
+        meter.update(done + start, message)
         stop = min(n, start + ANN_CHUNK)
-        idx, d2 = index.knn_query(data[start:stop], k=k, num_threads=threads)
+        rows = np.arange(start, stop)
+        indices[rows, 0] = rows if own is None else own[rows]
+        distances[rows, 0] = 0.0
+        if wanted < 1:
+            continue
+        idx, d2 = index.knn_query(queries[start:stop], k=wanted, num_threads=threads)
         idx = idx.astype(np.int64)
         dist = np.sqrt(np.maximum(d2, 0.0))
-        # Put each row itself first at distance 0, as the exact search does (HNSW may miss it among
-        # exact copies, or list a copy first): drop it wherever it is, else drop the farthest.
-        rows = np.arange(start, stop)
-        own = idx == rows[:, None]
-        drop = np.where(own.any(axis=1), own.argmax(axis=1), k - 1)
-        keep = np.ones_like(own)
-        keep[np.arange(len(rows)), drop] = False
-        indices[start:stop, 0] = rows
-        distances[start:stop, 0] = 0.0
-        indices[start:stop, 1:] = idx[keep].reshape(len(rows), k - 1)
-        distances[start:stop, 1:] = dist[keep].reshape(len(rows), k - 1)
-    meter.update(2 * n, force=True)
-    return Neighbours(indices, distances)
+        if own is not None:
+            # Put each row itself first at distance 0, as the exact search does (HNSW may miss it among
+            # exact copies, or list a copy first): drop it wherever it is, else drop the farthest.
+            mine = idx == own[rows][:, None]
+            drop = np.where(mine.any(axis=1), mine.argmax(axis=1), k - 1)
+            keep = np.ones_like(mine)
+            keep[np.arange(len(rows)), drop] = False
+            idx, dist = idx[keep].reshape(len(rows), k - 1), dist[keep].reshape(len(rows), k - 1)
+        indices[rows, 1:] = idx
+        distances[rows, 1:] = dist
+    return indices, distances
+
+
+SAMPLE_ABOVE = 100_000  # above this many rows both UMAPs (map, clustering space) fit a sample: see below
+FIT_SAMPLE = 50_000
+PLACE_NEIGHBOURS = 11  # each row and the 10 sample rows it is placed from (and outlier-scored against)
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """A fixed-seed random sample of min(size, n) rows, sorted."""
+    return np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
+
+
+def sampled_neighbours(
+    data: np.ndarray,
+    *,
+    sample_size: int = FIT_SAMPLE,
+    k: int = PLACE_NEIGHBOURS,
+    seed: int = 0,
+    on_progress: ProgressCallback = no_progress,
+    cancelled: CancelFlag = never_cancelled,
+) -> Neighbours:
+    """Each row's k - 1 nearest rows of a random sample (the sample's own graph has UMAP's size).
+
+    What a big set needs from a neighbour graph is served by one HNSW index of the sample: the sample's
+    UMAP graph (map and clustering space are fitted on the sample), and for every other row the sample
+    rows it is placed from. Index and queries cost O(n log s) instead of an n-row graph's build.
+    """
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    n = len(data)
+    sample = sample_rows(n, sample_size, seed)
+    s = len(sample)
+    k_sample = umap_knn_size(s)
+    rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+    meter = RateMeter("neighbours", 2 * s + len(rest), on_progress)
+    points = np.ascontiguousarray(data[sample])
+    index = _hnsw_index(points, seed, meter, 0, cancelled, f"indexing a {s:,}-image sample of {n:,}")
+    local = np.arange(s)
+    sample_knn = Neighbours(
+        *_query_self_first(
+            index,
+            points,
+            local,
+            k_sample,
+            meter,
+            s,
+            cancelled,
+            f"{k_sample} nearest neighbours in the sample",
+        )
+    )
+    k = int(min(k, k_sample))
+    indices = np.empty((n, k), np.int64)
+    distances = np.empty((n, k), np.float32)
+    indices[sample] = sample[sample_knn.indices[:, :k]]
+    distances[sample] = sample_knn.distances[:, :k]
+    if len(rest):
+        idx, dist = _query_self_first(
+            index, data[rest], None, k, meter, 2 * s, cancelled, f"placing {len(rest):,} images by the sample"
+        )
+        indices[rest] = np.column_stack([rest, sample[idx[:, 1:]]])
+        distances[rest] = dist
+    meter.update(2 * s + len(rest), force=True)
+    return Neighbours(indices, distances, sample=sample, sample_knn=sample_knn)
 
 
 class _EpochWatch(io.TextIOBase):
@@ -230,58 +331,47 @@ def umap_transform(
         return np.asarray(model.fit_transform(data), dtype=np.float32)
 
 
-MAP_SAMPLE_ABOVE = 200_000  # above this many rows UMAP maps a sample and the rest is placed from it
-MAP_SAMPLE = 50_000
-PLACE_PASSES = 12
-
-
 def umap_sample_and_place(
     data: np.ndarray,
     knn: Neighbours,
     *,
     n_components: int = 2,
     seed: int = 0,
-    sample_size: int = MAP_SAMPLE,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
 ) -> np.ndarray:
-    """UMAP of a random sample, then every other row at the distance-weighted mean of its mapped neighbours.
+    """UMAP of knn's sample, then every other row at the distance-weighted mean of its sample neighbours.
 
-    knn: the neighbours of every row (the pipeline's search). Rows with no mapped neighbour yet wait for
-    the next pass, so placement spreads out from the sample along the graph (each pass O(n k)): 1M
-    rows cost a 50k-row UMAP plus a few graph passes. bench/map_epochs.py --sample reports how many of
-    each image's 10 nearest neighbours stay neighbours in the map, against UMAP on every row.
+    knn: sampled_neighbours(data). 1M rows cost a 50k-row UMAP plus one O(n k) pass.
+    bench/map_epochs.py --sample reports how many of each image's 10 nearest neighbours stay neighbours in
+    the map, against UMAP on every row.
     """
-    n = len(data)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(sample_size, n), replace=False))
-    meter = RateMeter("embed", PLACE_PASSES + 1, on_progress)
-    meter.update(0, f"umap map of a {len(sample):,}-image sample of {n:,}", force=True)
+    if knn.sample is None or knn.sample_knn is None:
+        raise ValueError("umap_sample_and_place needs a sampled neighbour graph (sampled_neighbours)")
+    n, sample = len(data), knn.sample
+    meter = RateMeter("embed", 2, on_progress)
+    meter.update(0, f"umap of a {len(sample):,}-image sample of {n:,}", force=True)
     coords = np.zeros((n, n_components), np.float32)
-    coords[sample] = umap_transform(data[sample], n_components=n_components, seed=seed, cancelled=cancelled)
-    placed = np.zeros(n, bool)
-    placed[sample] = True
-    neighbours, distances = knn.indices[:, 1:], knn.distances[:, 1:]
-    for step in range(PLACE_PASSES):
-        todo = np.flatnonzero(~placed)
-        if not len(todo):
-            break
-        meter.update(step + 1, f"placing {len(todo):,} images by their mapped neighbours")
-        newly = []
-        for start in range(0, len(todo), 65536):
-            check_cancel(cancelled)
-            rows = todo[start : start + 65536]
-            nb = neighbours[rows]
-            weight = placed[nb] / (distances[rows] + 1e-6)
-            total = weight.sum(axis=1)
-            ok = total > 0
-            mean = np.einsum("ij,ijc->ic", weight[ok], coords[nb[ok]]) / total[ok, None]
-            coords[rows[ok]] = mean
-            newly.append(rows[ok])
-        placed[np.concatenate(newly)] = True  # after the pass: each pass reads the previous one's map
-    if not placed.all():  # cut off from every sampled row through the graph: the sample's centre
-        coords[~placed] = coords[placed].mean(axis=0)
-    meter.update(PLACE_PASSES + 1, force=True)
+    coords[sample] = umap_transform(
+        np.ascontiguousarray(data[sample]),
+        n_components=n_components,
+        seed=seed,
+        min_dist=min_dist,
+        cancelled=cancelled,
+        knn=knn.sample_knn,
+        n_epochs=n_epochs,
+    )
+    meter.update(1, f"placing {n - len(sample):,} images by their sample neighbours")
+    rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+    for start in range(0, len(rest), 65536):
+        check_cancel(cancelled)
+        rows = rest[start : start + 65536]
+        weight = 1.0 / (knn.distances[rows, 1:] + 1e-6)
+        near = coords[knn.indices[rows, 1:]]
+        coords[rows] = np.einsum("ij,ijc->ic", weight, near) / weight.sum(axis=1)[:, None]
+    meter.update(2, force=True)
     return coords
 
 
@@ -313,12 +403,13 @@ def embed(
     on_progress: ProgressCallback = no_progress,
     cancelled: CancelFlag = never_cancelled,
     knn: Neighbours | None = None,
-    map_sample_above: int = MAP_SAMPLE_ABOVE,
+    sample_above: int = SAMPLE_ABOVE,
 ) -> np.ndarray:
     """Map rows of data to n_components (2) dimensions for display; float32 [n, n_components].
 
     knn: the rows' nearest_neighbours for UMAP, shared with the clustering space (computed when None).
-    Above map_sample_above rows UMAP maps a sample and the rest is placed (umap_sample_and_place).
+    Above sample_above rows UMAP maps a sample and the rest is placed (umap_sample_and_place); knn is
+    then sampled_neighbours(data) (computed when None or not sampled).
     """
     if method not in METHODS:
         raise ValueError(f"unknown embedding {method!r}; choose one of {', '.join(METHODS)}")
@@ -330,9 +421,9 @@ def embed(
     if n < 5 or method == "pca":
         # Neighbour-graph methods need a handful of points; PCA gives a faithful map of a tiny set.
         coords = _pca(data, n_components, seed)
-    elif method == "umap" and n > map_sample_above:
-        if knn is None or len(knn.indices) != n:
-            knn = nearest_neighbours(data, umap_knn_size(n), cancelled=cancelled, seed=seed)
+    elif method == "umap" and n > sample_above:
+        if knn is None or knn.sample is None or len(knn.indices) != n:
+            knn = sampled_neighbours(data, seed=seed, on_progress=on_progress, cancelled=cancelled)
         coords = umap_sample_and_place(
             data, knn, n_components=n_components, seed=seed, on_progress=on_progress, cancelled=cancelled
         )

@@ -309,7 +309,7 @@ def _cluster_stages(
     the map. extractor: the session's model when at hand, for naming (see name_clusters)."""
     from .analyse import analyse
     from .cluster import cluster
-    from .embed import embed, nearest_neighbours, umap_knn_size
+    from .embed import SAMPLE_ABOVE, embed, nearest_neighbours, sampled_neighbours, umap_knn_size
     from .reduce import reduce
 
     timings = session.timings
@@ -325,15 +325,19 @@ def _cluster_stages(
 
     knn = None
     if embed_method == "umap" or params.space == "umap":
-        # One exact neighbour search for both UMAP runs (the map and the clustering space).
+        # One neighbour search for both UMAP runs (the map and the clustering space); above SAMPLE_ABOVE
+        # rows both are fitted on one sample and its graph (sampled_neighbours).
         clock = time.perf_counter()
-        knn = nearest_neighbours(
-            reduced.data,
-            umap_knn_size(len(reduced.data)),
-            on_progress=on_progress,
-            cancelled=cancelled,
-            seed=seed,
-        )
+        if len(reduced.data) > SAMPLE_ABOVE:
+            knn = sampled_neighbours(reduced.data, seed=seed, on_progress=on_progress, cancelled=cancelled)
+        else:
+            knn = nearest_neighbours(
+                reduced.data,
+                umap_knn_size(len(reduced.data)),
+                on_progress=on_progress,
+                cancelled=cancelled,
+                seed=seed,
+            )
         timings["neighbours"] = time.perf_counter() - clock
 
     if embed_method is not None:
@@ -366,6 +370,7 @@ def _cluster_stages(
         features=session.features,
         knn_distances=knn.distances if knn is not None else None,
         knn_indices=knn.indices if knn is not None else None,
+        knn_sample=knn.sample if knn is not None else None,
     )
     on_progress(Progress("analyse", 1, 1))
     timings["analyse"] = time.perf_counter() - clock
