@@ -82,3 +82,37 @@ def test_a_big_set_is_clustered_on_a_sample_and_every_row_gets_a_leaf_a_label_an
 
     _, near = NearestNeighbors(n_neighbors=11).fit(done.coords).kneighbors(done.coords)
     assert (truth[near[:, 1:]] == truth[:, None]).mean() > 0.95
+
+
+def test_bucket_mates_are_each_rows_nearest_rows_among_those_sharing_a_sample_row():
+    # Brute force per bucket against the batched search, with buckets of every width class and one bigger
+    # than the widest (searched in row blocks).
+    from imgclust_desktop.core.analyse import sample_bucket_neighbours
+
+    rng = np.random.default_rng(7)
+    n, sample = 4000, np.arange(300)
+    data = rng.normal(size=(n, 6)).astype(np.float32)
+    weight = 1.0 / np.arange(1, 301) ** 1.3  # a few big buckets, a long tail of small ones
+    knn = np.zeros((n, 4), np.int64)
+    knn[:, 0] = np.arange(n)
+    for row in range(n):
+        knn[row, 1:] = rng.choice(300, 3, replace=False, p=weight / weight.sum())
+    for s in sample:  # a sample row's nearest other sample rows never include itself
+        others = knn[s, 1:][knn[s, 1:] != s]
+        knn[s, 1:] = np.r_[others, (s + 1 + np.arange(3)) % 300][:3] if len(others) < 3 else others
+    out = sample_bucket_neighbours(data, knn, sample, m=4, buckets=3)
+    keys = knn[:, 1:4].copy()
+    keys[sample] = np.column_stack([sample, knn[sample, 1:3]])
+    bucket_sizes = np.bincount(keys.ravel(), minlength=300)
+    assert (
+        bucket_sizes.max() > 1024
+        and (bucket_sizes <= 8).sum() > 50
+        and ((bucket_sizes > 32) & (bucket_sizes < 512)).any()
+    )
+    for row in rng.choice(n, 80, replace=False).tolist() + sample[::10].tolist():
+        for j, key in enumerate(keys[row]):
+            mates = np.flatnonzero((keys == key).any(axis=1))
+            mates = mates[mates != row]
+            d = ((data[mates] - data[row]) ** 2).sum(axis=1)
+            expected = set(mates[np.argsort(d)[:4]].tolist())
+            assert set(out[row, j * 4 : j * 4 + 4].tolist()) - {-1} == expected  # -1: a bucket of <= 4

@@ -25,6 +25,7 @@ PAIR_CHUNK = 32768  # candidate pairs compared in full dimension at a time (2 x 
 SCREEN_MARGIN = 0.1
 BUCKET_NEIGHBOURS = 6  # rows sharing a near sample row: each one's nearest this many are candidates
 BUCKETS_PER_ROW = 3  # each row joins the buckets of its 3 nearest sample rows
+BUCKET_DIMS = 16  # bucket mates are searched on the leading reduced components (then screened, checked)
 
 
 @dataclass
@@ -245,22 +246,63 @@ def sample_bucket_neighbours(
     slot = np.tile(np.arange(slots), n)
     out = np.full((n, slots * m), -1, np.int64)
     order = np.argsort(key, kind="stable")
-    cuts = np.flatnonzero(np.diff(key[order])) + 1
-    for entries in np.split(order, cuts):
-        if len(entries) < 2:
-            continue
-        rows = member[entries]
-        points = np.asarray(data[rows], np.float32)
-        sq = (points**2).sum(axis=1)
-        take = min(m, len(rows) - 1)
-        for start in range(0, len(rows), 2048):
-            part = slice(start, start + 2048)
-            d2 = sq[part, None] + sq[None, :] - 2 * points[part] @ points.T
-            d2[np.arange(len(d2)), np.arange(start, start + len(d2))] = np.inf  # not itself
-            near = np.argpartition(d2, take - 1, axis=1)[:, :take]
-            columns = slot[entries[part]][:, None] * m + np.arange(take)
-            out[rows[part, None], columns] = rows[near]
+    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0])
+    sizes = np.diff(np.r_[starts, len(order)])
+    # Buckets of similar size are padded to one width and searched together (one batched product per
+    # width class): a Python loop over 50k buckets of ~60 entries was most of analyse at 1M rows.
+    low = 1
+    for width in (8, 16, 32, 64, 128, 256, 512, 1024):
+        picked = np.flatnonzero((sizes > low) & (sizes <= width))
+        low = width
+        batch = max(1, (64 << 20) // (width * width * 4))  # ~64 MB of distances at a time
+        for b0 in range(0, len(picked), batch):
+            chosen = picked[b0 : b0 + batch]
+            slot_of = np.arange(width)[None, :]
+            valid = slot_of < sizes[chosen][:, None]
+            entries = np.where(
+                valid, order[np.minimum(starts[chosen][:, None] + slot_of, len(order) - 1)], -1
+            )
+            _bucket_mates(data, member, slot, entries, valid, m, out)
+    for b in np.flatnonzero(sizes > low):  # the few biggest buckets: row blocks against the whole bucket
+        entries = order[starts[b] : starts[b] + sizes[b]]
+        for start in range(0, len(entries), 1024):
+            part = entries[start : start + 1024]
+            _bucket_mates(
+                data, member, slot, part[:, None], np.ones((len(part), 1), bool), m, out, mates=entries
+            )
     return out
+
+
+def _bucket_mates(data, member, slot, entries, valid, m, out, mates=None) -> None:
+    """Write each valid entry's m nearest bucket mates into out[row, slot * m : ...]; entries [B, w] (-1 pad).
+
+    mates: one bucket's entries to search (entries is then a column of some of them), else each row of
+    entries is a bucket searched within itself.
+    """
+    if mates is None:
+        rows = member[np.where(valid, entries, 0)]  # [B, w]
+        points = np.asarray(data[rows.ravel()], np.float32).reshape(*rows.shape, -1)
+        points[~valid] = 0.0
+        sq = (points**2).sum(axis=2)
+        d2 = sq[:, :, None] + sq[:, None, :] - 2 * np.matmul(points, points.transpose(0, 2, 1))
+        width = rows.shape[1]
+        d2[:, np.arange(width), np.arange(width)] = np.inf  # not itself
+        d2[np.broadcast_to(~valid[:, None, :], d2.shape)] = np.inf  # not the padding
+        take = min(m, width - 1)
+        near = np.argpartition(d2, take - 1, axis=2)[:, :, :take]
+        mate = rows[np.arange(len(rows))[:, None, None], near]
+        mate[~np.isfinite(np.take_along_axis(d2, near, axis=2))] = -1  # a bucket smaller than m + 1
+        columns = slot[entries[valid]][:, None] * m + np.arange(take)
+        out[rows[valid][:, None], columns] = mate[valid]
+        return
+    rows = member[entries[:, 0]]
+    pool = member[mates]
+    points, others = np.asarray(data[rows], np.float32), np.asarray(data[pool], np.float32)
+    d2 = (points**2).sum(1)[:, None] + (others**2).sum(1)[None, :] - 2 * points @ others.T
+    d2[pool[None, :] == rows[:, None]] = np.inf
+    take = min(m, len(pool) - 1)
+    near = np.argpartition(d2, take - 1, axis=1)[:, :take]
+    out[rows[:, None], slot[entries[:, 0]][:, None] * m + np.arange(take)] = pool[near]
 
 
 def silhouette_samples_safe(data: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -365,8 +407,9 @@ def analyse(
 
             knn_indices = nearest_neighbours(data, DUPLICATE_NEIGHBOURS).indices
         candidates = knn_indices
-        if knn_sample is not None:
-            candidates = np.hstack([knn_indices, sample_bucket_neighbours(data, knn_indices, knn_sample)])
+        if knn_sample is not None:  # the sample rows whose buckets each row joined, and its bucket mates
+            mates = sample_bucket_neighbours(data[:, :BUCKET_DIMS], knn_indices, knn_sample)
+            candidates = np.hstack([knn_indices[:, : BUCKETS_PER_ROW + 1], mates])
         groups = duplicate_groups_from_neighbours(dup_source, candidates, duplicate_threshold, screen=data)
     else:
         groups = duplicate_groups(dup_source, duplicate_threshold)

@@ -18,8 +18,10 @@ import numpy as np
 from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
 
 LEAF_SIZE = 4  # images per micro-cluster on average: finer than a burst of near-duplicates
-MAX_LEAVES = 50_000  # the sparse linkage above SCIPY_LEAVES keeps memory linear; this bounds its time
-SCIPY_LEAVES = 12_000  # up to this many leaves the exact (dense) Ward linkage is used
+MAX_LEAVES = 50_000  # bounds the micro-clusters' k-means time at 1M images
+SCIPY_LEAVES = (
+    12_000  # up to this many leaves one exact (dense) Ward linkage, above it two-level (leaf_linkage)
+)
 SCORE_SAMPLE = 3000  # rows whose pairwise distances score every candidate cut
 LEVEL_STEP = 1.08  # candidate cuts above 30 groups grow by 8 % each
 MIN_LEVELS = 5
@@ -148,6 +150,7 @@ def micro_clusters(
     each part into its share of the m leaves costs about n*sqrt(m)*2, which is what keeps 1M images cheap.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
+    from threadpoolctl import threadpool_limits
 
     n = len(x)
     if m >= n:
@@ -158,21 +161,25 @@ def micro_clusters(
         leaf = KMeans(n_clusters=m, n_init=1, random_state=seed, max_iter=100).fit_predict(x)
         return _compact(x, leaf)
     coarse_k = int(np.ceil(np.sqrt(m)))
-    coarse = MiniBatchKMeans(n_clusters=coarse_k, random_state=seed, batch_size=4096, n_init=3).fit_predict(x)
+    coarse = MiniBatchKMeans(n_clusters=coarse_k, random_state=seed, batch_size=4096, n_init=1).fit_predict(x)
     leaf = np.empty(n, np.int64)
     next_id = 0
-    for part in range(coarse_k):
-        check_cancel(cancelled)
-        rows = np.flatnonzero(coarse == part)
-        if len(rows) == 0:
-            continue
-        share = int(max(1, min(len(rows), round(m * len(rows) / n))))
-        if share == 1:
-            sub = np.zeros(len(rows), np.int64)
-        else:
-            sub = KMeans(n_clusters=share, n_init=1, random_state=seed, max_iter=50).fit_predict(x[rows])
-        leaf[rows] = next_id + sub
-        next_id += share
+    order = np.argsort(coarse, kind="stable")
+    # Each part is small (a few thousand rows into a few hundred leaves): one thread and a random start
+    # take 0.04 CPU s where k-means++ on every core took 0.3-0.6 s (224 parts at 1M rows), and the
+    # leaves then do not depend on the machine's thread count.
+    with threadpool_limits(1):
+        for rows in np.split(order, np.flatnonzero(np.diff(coarse[order])) + 1):
+            check_cancel(cancelled)
+            share = int(max(1, min(len(rows), round(m * len(rows) / n))))
+            if share == 1:
+                sub = np.zeros(len(rows), np.int64)
+            else:
+                sub = KMeans(
+                    n_clusters=share, n_init=1, init="random", random_state=seed, max_iter=30
+                ).fit_predict(x[rows])
+            leaf[rows] = next_id + sub
+            next_id += share
     return _compact(x, leaf)
 
 
@@ -186,8 +193,13 @@ def _compact(x: np.ndarray, leaf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return leaf.astype(np.int64), (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
-def leaf_linkage(centroids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Ward linkage over leaf centroids (scipy linkage format), sparse along a kNN graph for many leaves."""
+def leaf_linkage(centroids: np.ndarray, sizes: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Ward linkage over leaf centroids (scipy linkage format); two-level for many leaves.
+
+    Up to SCIPY_LEAVES leaves: exact Ward. Above: the leaves are grouped by k-means into about sqrt(m)
+    groups, exact Ward runs inside each group and over the groups' centres (grouped_ward). A kNN-constrained
+    Ward (sklearn ward_tree) merges in a Python loop: 107 CPU s for 50k leaves; this takes a few seconds.
+    """
     m = len(centroids)
     if m == 1:
         return np.zeros((0, 4))
@@ -195,88 +207,102 @@ def leaf_linkage(centroids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         from scipy.cluster.hierarchy import linkage
 
         return linkage(centroids.astype(np.float64), method="ward")
-    return _sparse_ward(centroids)
+    from sklearn.cluster import KMeans
+
+    groups = KMeans(
+        n_clusters=int(np.ceil(np.sqrt(m))), n_init=1, random_state=seed, max_iter=50
+    ).fit_predict(centroids, sample_weight=np.asarray(sizes, np.float64))
+    order = np.argsort(groups, kind="stable")  # leaves of one group together: grouped_ward numbers them so
+    cuts = np.flatnonzero(np.diff(groups[order])) + 1
+    parts = [centroids[rows] for rows in np.split(order, cuts)]
+    weights = [np.asarray(sizes, np.float64)[rows] for rows in np.split(order, cuts)]
+    linkage = grouped_ward(parts, weights)
+    ends = linkage[:, :2].astype(np.int64)
+    linkage[:, :2] = np.where(ends < m, order[np.minimum(ends, m - 1)], ends)  # back to the caller's leaf ids
+    return linkage
 
 
-def _sparse_ward(centroids: np.ndarray) -> np.ndarray:
-    """Ward linkage constrained to a kNN graph of the centroids (linear memory), as a scipy linkage."""
-    import warnings
+def grouped_ward(parts: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
+    """One linkage over the leaves of every part (numbered part by part): Ward inside each part, all those
+    merges first by height, then Ward over the parts' weighted centres above the highest of them.
 
-    from sklearn.cluster import ward_tree
-    from sklearn.neighbors import kneighbors_graph
+    So every cut at or finer than len(parts) groups splits parts, and every coarser one joins whole parts.
+    """
+    inner: list[tuple] = []  # (height, part, a, b, local row): a/b are ("leaf", id) or ("inner", part, row)
+    roots: list[tuple] = []
+    base = 0
+    for c, centroids in enumerate(parts):
+        m_c = len(centroids)
+        z = leaf_linkage(centroids, weights[c])  # exact Ward, or two-level again for a part this big
+        ref = lambda i, c=c, base=base, m=m_c: ("leaf", base + i) if i < m else ("inner", c, i - m)  # noqa: E731
+        for row, (a, b, height, _) in enumerate(z.tolist()):
+            inner.append((height, c, ref(int(a)), ref(int(b)), row))
+        roots.append(("leaf", base) if m_c == 1 else ("inner", c, m_c - 2))
+        base += m_c
+    m = base
+    inner.sort(key=lambda t: (t[0], t[1], t[4]))
+    node_id: dict[tuple, int] = {}
+    rows_out = []
 
-    m = len(centroids)
-    graph = kneighbors_graph(centroids, n_neighbors=min(15, m - 1), include_self=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "the number of connected components ... is > 1": it joins them
-        children, _, _, _, distances = ward_tree(centroids, connectivity=graph, return_distance=True)
-    counts = np.ones(2 * m - 1)
-    for i, (a, b) in enumerate(children):
-        counts[m + i] = counts[a] + counts[b]
-    heights = np.maximum.accumulate(np.asarray(distances, float))  # monotone, as scipy expects
-    return np.column_stack([children.astype(float), heights, counts[m:]])
+    def resolve(r: tuple) -> int:
+        return r[1] if r[0] == "leaf" else node_id[r]
+
+    for order, (height, c, a, b, row) in enumerate(inner):
+        node_id[("inner", c, row)] = m + order
+        rows_out.append([resolve(a), resolve(b), height, 0])
+    top = max((t[0] for t in inner), default=0.0)
+    k = len(parts)
+    if k > 1:
+        centres = np.stack(
+            [np.average(part, axis=0, weights=w) for part, w in zip(parts, weights, strict=True)]
+        )
+        upper = leaf_linkage(centres, np.array([w.sum() for w in weights]))
+        root_ids = [resolve(r) for r in roots]
+        for a, b, height, _ in upper.tolist():
+            ids = [root_ids[i] if i < k else m + len(inner) + (i - k) for i in (int(a), int(b))]
+            rows_out.append([ids[0], ids[1], top + height, 0])
+    linkage = np.asarray(rows_out, np.float64).reshape(-1, 4)
+    count = np.ones(2 * m - 1)
+    for row in range(len(linkage)):
+        count[m + row] = count[int(linkage[row, 0])] + count[int(linkage[row, 1])]
+    linkage[:, 3] = count[m:]
+    return linkage
 
 
 def nested_tree(x: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(leaf of each row, linkage) of a tree whose cut at k = labels.max() + 1 is exactly `labels`.
 
     Below that level each cluster is split into micro-clusters joined by Ward linkage; above it, Ward over
-    the cluster centroids joins the clusters. Merges inside clusters come first, by height, so every cut
-    finer than k splits clusters and every coarser one merges them.
+    the cluster centroids joins the clusters (grouped_ward). Merges inside clusters come first, by height,
+    so every cut finer than k splits clusters and every coarser one merges them.
     """
     x = np.asarray(x, np.float32)
     k = int(labels.max()) + 1
     leaf_of = np.empty(len(x), np.int64)
-    inner: list[tuple] = []  # (height, cluster, a, b, size, local row); a/b are refs, see below
-    roots: list[tuple] = []
+    parts, weights = [], []
     next_leaf = 0
     for c in range(k):
         rows = np.flatnonzero(labels == c)
         # This cluster's share of the leaves the whole set gets (n_leaves_for caps the total).
         m_c = int(min(max(1, round(n_leaves_for(len(x)) * len(rows) / len(x))), len(rows)))
         sub_leaf, centroids = micro_clusters(x[rows], m_c, seed=seed)
-        m_c = len(centroids)
         leaf_of[rows] = next_leaf + sub_leaf
-        z = leaf_linkage(centroids, np.bincount(sub_leaf, minlength=m_c))
-        # refs: ("leaf", global leaf id) or ("inner", cluster, local merge row)
-        ref = lambda i, c=c, base=next_leaf, m=m_c: ("leaf", base + i) if i < m else ("inner", c, i - m)  # noqa: E731
-        for row, (a, b, height, size) in enumerate(z.tolist()):
-            inner.append((height, c, ref(int(a)), ref(int(b)), int(size), row))
-        roots.append(("leaf", next_leaf) if m_c == 1 else ("inner", c, m_c - 2))
-        next_leaf += m_c
-    m = next_leaf
-    inner.sort(key=lambda t: (t[0], t[1], t[5]))
-    node_id: dict[tuple, int] = {}
-    rows_out = []
-    for order, (height, c, a, b, size, row) in enumerate(inner):
-        node_id[("inner", c, row)] = m + order
+        parts.append(centroids)
+        weights.append(np.bincount(sub_leaf, minlength=len(centroids)).astype(np.float64))
+        next_leaf += len(centroids)
+    linkage = grouped_ward(parts, weights) if k > 1 else leaf_linkage(parts[0], weights[0], seed=seed)
+    return _leaves_by_first_row(leaf_of, linkage, next_leaf)
 
-        def resolve(r: tuple) -> int:
-            return r[1] if r[0] == "leaf" else node_id[r]
 
-        rows_out.append([resolve(a), resolve(b), height, size])
-    top = max((t[0] for t in inner), default=0.0)
-    sizes = np.bincount(labels, minlength=k)
-    if k > 1:
-        centres = np.stack([x[labels == c].mean(axis=0) for c in range(k)])
-        upper = leaf_linkage(centres, sizes)
-        root_ids = [r[1] if r[0] == "leaf" else node_id[r] for r in roots]
-        for a, b, height, _ in upper.tolist():
-            ids = [root_ids[i] if i < k else m + len(inner) + (i - k) for i in (int(a), int(b))]
-            rows_out.append([ids[0], ids[1], top + height, 0])
-    linkage = np.asarray(rows_out, np.float64).reshape(-1, 4)
-    # Leaves by first row (see _compact), then leaf counts per node for the fourth column.
+def _leaves_by_first_row(leaf_of: np.ndarray, linkage: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Leaves renumbered by first row (see _compact), the linkage's leaf ids with them."""
     order = _by_first_appearance(leaf_of)
     remap = np.empty(m, np.int64)
     remap[leaf_of] = order
-    leaf_of = order
     ends = linkage[:, :2].astype(np.int64)
+    linkage = linkage.copy()
     linkage[:, :2] = np.where(ends < m, remap[np.minimum(ends, m - 1)], ends)
-    count = np.ones(2 * m - 1)
-    for row in range(len(linkage)):
-        count[m + row] = count[int(linkage[row, 0])] + count[int(linkage[row, 1])]
-    linkage[:, 3] = count[m:]
-    return leaf_of, linkage
+    return order, linkage
 
 
 def candidate_levels(max_k: int) -> list[int]:
@@ -335,7 +361,7 @@ def build_tree(
     leaf_of, centroids = micro_clusters(x, n_leaves_for(n), seed=seed, cancelled=cancelled)
     check_cancel(cancelled)
     meter.update(1, f"linkage over {len(centroids)} micro-clusters")
-    linkage = leaf_linkage(centroids, np.bincount(leaf_of, minlength=len(centroids)))
+    linkage = leaf_linkage(centroids, np.bincount(leaf_of, minlength=len(centroids)), seed=seed)
     tree = ClusterTree(leaf_of=leaf_of, linkage=linkage, default_k=1, levels=[1])
     m = tree.n_leaves
     if m < 3 or n < 4:
