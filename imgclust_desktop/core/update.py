@@ -282,7 +282,7 @@ def append_rows(
     old_features = updated.features
     new_features = np.stack([vectors[f.path] for f in new_files]).astype(np.float32)
     # BLAS threads on cores other work is using spin while they wait for each other: the PCA of 720 x 1280
-    # features took 1.3-4.1 CPU s with 2 threads on 2 busy cores, 0.3 s with 1.
+    # features took 1.3-9.1 CPU s with 2 threads on 2 busy cores, 0.2-0.3 s with 1.
     with threadpool_limits(idle_cpus()):
         reduced = reduce(old_features, n_components=params.get("pca_components", 50), seed=seed)
         new_data = l2_normalise(np.nan_to_num(new_features))
