@@ -105,6 +105,23 @@ def test_position_mapping_refuses_weights_that_do_not_fit(tmp_path):
         efficientnet.load_lite0(str(tmp_path / "wrong.pth"))
 
 
+def test_the_plain_torch_network_is_timms_efficientnet_lite0_bit_for_bit(lite0):
+    # lite0_network rebuilds the network so that loading the default model skips `import timm`; it must give
+    # exactly timm's outputs (the feature cache and every stored session depend on it).
+    import timm
+
+    reference = timm.create_model("efficientnet_lite0", pretrained=False)
+    assert list(reference.state_dict()) == list(lite0.module.state_dict())
+    reference.load_state_dict(lite0.module.state_dict())
+    reference.eval()
+    batch = lite0.preprocess([data.chelsea(), data.coffee(), data.camera()])
+    with torch.inference_mode():
+        ours = lite0.module.forward_head(lite0.module.forward_features(batch), pre_logits=True)
+        theirs = reference.forward_head(reference.forward_features(batch), pre_logits=True)
+        assert torch.equal(ours, theirs)
+        assert torch.equal(lite0.module(batch), reference(batch))
+
+
 def test_local_weights_file_loads_and_gets_its_own_cache_key(tmp_path, lite0):
     state = torch.load(efficientnet.bundled_weights_path(), weights_only=True)
     torch.save(state, tmp_path / "copy.pth")

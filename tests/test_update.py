@@ -229,6 +229,27 @@ def test_place_joins_known_blobs_and_keeps_a_far_blob_apart():
     assert placed.outlier_score[30:].min() > placed.outlier_score[:30].max()
 
 
+def test_placement_neighbours_are_sklearns_brute_search():
+    # placement searches in numpy (no sklearn import in an update): the same neighbours as sklearn's exact
+    # search, duplicates included, with distances that agree to float precision.
+    from sklearn.neighbors import NearestNeighbors
+
+    from imgclust_desktop.core.placement import _index, _kneighbors
+
+    rng = np.random.default_rng(3)
+    old = rng.normal(size=(700, 50)).astype(np.float32)
+    old[10] = old[11]  # an exact duplicate pair
+    queries = np.concatenate([rng.normal(size=(40, 50)).astype(np.float32), old[:30]])
+    expected_dist, expected_idx = NearestNeighbors(algorithm="brute").fit(old).kneighbors(queries, 10)
+    dist, idx = _kneighbors(_index(old), queries, 10, lambda: False)
+    np.testing.assert_array_equal(idx[:40], expected_idx[:40])
+    itself = np.arange(30)
+    itself[11] = 10  # old[11] is old[10]: the tie at distance 0 goes to the lower row
+    np.testing.assert_array_equal(idx[40:, 0], itself)
+    assert idx[50, 1] == 11 and idx[51, 1] == 11
+    np.testing.assert_allclose(dist, np.maximum(expected_dist, 0), atol=1e-5)
+
+
 def test_the_update_command_prints_a_summary_and_undoes(curated):
     images, folder, root = curated
     original = folder_digest(folder)

