@@ -1,7 +1,8 @@
 """`imgclust recut`: cut a saved session's cluster tree at another level, from the stored tree alone.
 
-No features are read into memory, no map or model work is done: the tree in session.json and hierarchy.csv
-gives every level. The person's curation carries over where it still applies (see core/recut.py); where it
+No features are read, no map or model work is done: the tree (tree.npz and hierarchy.csv) gives every
+level, and the medoid of every group of its stored levels (a level between them reads only the features of
+its new groups). The person's curation carries over where it still applies (see core/recut.py); where it
 cannot, recut says what would be lost and changes nothing unless --force is given.
 """
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from imgclust_desktop.core import session as session_io
 from imgclust_desktop.core.export import safe_name
+from imgclust_desktop.core.recut import cut_nodes
 from imgclust_desktop.core.session import Session
 
 GROUPS, PER_GROUP = 3, 10
@@ -113,6 +114,12 @@ def test_the_session_holds_a_cluster_tree_that_recut_moves_through_and_back(clus
     assert hierarchy["path"] == before["path"]
     assert hierarchy[f"k{tree['default_level']}"] == before["cluster"] and tree["level"] == GROUPS
     assert all(c["name"] and not c["name"].startswith("Cluster ") for c in meta["clusters"])  # named
+    # The tree's arrays are in tree.npz, with the medoid of every group of every stored level, so a re-cut
+    # reads no features; rows.npz mirrors the CSVs for a fast load.
+    assert "linkage" not in tree and {"tree.npz", "rows.npz"} <= {p.name for p in out.iterdir()}
+    stored = session_io.load(out).tree
+    assert all(set(cut_nodes(stored, k).tolist()) <= set(stored.node_medoids) for k in stored.levels)
+    hierarchy_file = (out / "hierarchy.csv").read_bytes()
     finer = cli("recut", out, "--finer")
     assert finer.returncode == 0, finer.stderr + finer.stdout
     after = read_csv_columns(out / "clusters.csv")
@@ -120,9 +127,14 @@ def test_the_session_holds_a_cluster_tree_that_recut_moves_through_and_back(clus
     assert finer_level > GROUPS and after["cluster"] == hierarchy[f"k{finer_level}"]
     assert after["x"] == before["x"] and after["y"] == before["y"]  # no map work
     assert (out / "features.npy").read_bytes() == (original / "features.npy").read_bytes()
+    assert (out / "hierarchy.csv").read_bytes() == hierarchy_file  # a re-cut leaves the tree as it is
     back = cli("recut", out, "--k", str(GROUPS))
     assert back.returncode == 0, back.stderr + back.stdout
-    assert read_csv_columns(out / "clusters.csv")["cluster"] == before["cluster"]
+    restored = read_csv_columns(out / "clusters.csv")
+    assert {c: v for c, v in restored.items() if c != "is_medoid"} == {
+        c: v for c, v in before.items() if c != "is_medoid"
+    }  # every row back as it was (the medoids are now the tree groups' own, as a re-cut computes them)
+    assert restored["is_medoid"].count("1") == GROUPS
     log = [e["op"] for e in json.loads((out / "session.json").read_text())["edits"]]
     assert log[-2:] == ["recut", "recut"]
     level = cli(

@@ -67,3 +67,22 @@ def test_siblings_that_share_their_words_get_a_distinguishing_word_then_a_number
     # Not siblings (different parents): the same words are fine.
     apart = cluster_names(labels, terms, labels, ["a", "b", "c"], siblings={0: 0, 1: 1, 2: 2})
     assert apart[0] == apart[2] == "cup · espresso"
+
+
+def test_a_leaf_split_between_clusters_gives_each_its_share_of_the_leafs_words():
+    vocabulary = ["apple", "banana", "cherry"]
+    ids = np.array([[0, 1], [2, 0]], np.int32)  # leaf 0: apple 4, banana 2; leaf 1: cherry 6, apple 1
+    weight = np.array([[4, 2], [6, 1]], np.float32)
+    leaf_of = np.array([0, 0, 0, 0, 1, 1])
+    labels = np.array([0, 0, 0, 1, 1, 1])  # cluster 1 has a quarter of leaf 0 and all of leaf 1
+    terms = LeafTerms(vocabulary, ids, weight)
+    from imgclust_desktop.core.names import _cluster_terms
+
+    assert _cluster_terms(labels, [0, 1], terms, leaf_of) == [
+        [(0, 3.0), (1, 1.5)],
+        [(2, 6.0), (0, 2.0), (1, 0.5)],
+    ]
+    names = cluster_names(labels, terms, leaf_of, ["a"] * 6)
+    assert names == {0: "apple · banana", 1: "cherry"}  # banana has half of apple's weight; apple not
+    tied = LeafTerms(vocabulary, np.array([[2, 1], [2, 1]], np.int32), np.ones((2, 2), np.float32))
+    assert _cluster_terms(labels, [0, 1], tied, leaf_of)[0] == [(1, 0.75), (2, 0.75)]  # a tie: lower id first

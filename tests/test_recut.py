@@ -105,3 +105,34 @@ def test_a_session_without_a_tree_cannot_be_recut(tmp_path):
     session.tree = None
     with pytest.raises(RecutError, match="no cluster tree"):
         plan_recut(session, 3)
+
+
+def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_features(tmp_path, monkeypatch):
+    from imgclust_desktop.core import recut
+    from imgclust_desktop.core.recut import remember_level_medoids
+
+    session = curated_session(tmp_path)
+    remember_level_medoids(session.tree, session.features)  # as the pipeline does
+    session_io.save(session, tmp_path / "s", report=False)
+    again = session_io.load(tmp_path / "s")
+    assert again.tree.node_medoids == session.tree.node_medoids  # kept in tree.npz
+    asked: list[list[int]] = []
+    real = recut.medoids_of
+    monkeypatch.setattr(
+        recut, "medoids_of", lambda f, labels, ids: asked.append(list(ids)) or real(f, labels, ids)
+    )
+    for k in again.tree.levels:
+        apply_recut(again, plan_recut(again, k))
+        assert asked[-1] == [], f"level {k} computed medoids from the features"
+        fresh = session_io.medoids_of(again.features, again.labels, again.cluster_ids())
+        assert {c: again.clusters[c].medoid_index for c in again.cluster_ids()} == fresh
+    arrays = tmp_path / "s" / "tree.npz"
+    written = arrays.stat().st_ino
+    session_io.save(again, tmp_path / "s", report=False, write_features=False, write_tree=False)
+    assert arrays.stat().st_ino == written  # nothing new to remember: tree.npz is left as it is
+    between = next(k for k in range(2, again.tree.n_leaves) if k not in again.tree.levels)
+    apply_recut(again, plan_recut(again, between))  # a level not stored: its new groups are computed
+    assert asked[-1] and set(asked[-1]) <= set(again.cluster_ids())
+    session_io.save(again, tmp_path / "s", report=False, write_features=False, write_tree=False)
+    assert arrays.stat().st_ino != written
+    assert session_io.load(tmp_path / "s").tree.node_medoids == again.tree.node_medoids

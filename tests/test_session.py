@@ -12,6 +12,7 @@ import pytest
 from conftest import write_groups
 
 from imgclust_desktop.core import session as session_io
+from imgclust_desktop.core.recut import apply_recut, plan_recut
 from imgclust_desktop.core.session import ClusterInfo, Session, SessionError
 from imgclust_desktop.core.sources import Skipped
 
@@ -223,3 +224,68 @@ def test_large_features_are_saved_as_float16_and_loaded_memory_mapped(real_sessi
     monkeypatch.setattr(session_io, "FLOAT16_ABOVE_BYTES", 1 << 30)
     session_io.save(back, tmp_path / "small", report=False)  # small again: float32 on disk
     assert np.load(tmp_path / "small" / "features.npy").dtype == np.float32
+
+
+FORMAT_1 = Path(__file__).parent / "fixtures" / "session_v1"  # saved by format 1: the tree in session.json
+
+
+def test_a_format_1_session_without_tree_npz_or_rows_npz_loads_and_is_saved_as_format_2(tmp_path):
+    before = {p.name: p.read_bytes() for p in FORMAT_1.iterdir()}
+    assert "rows.npz" not in before and "tree.npz" not in before
+    session = session_io.load(FORMAT_1)
+    meta = json.loads(before["session.json"])
+    assert meta["format_version"] == 1
+    with open(FORMAT_1 / "clusters.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert session.paths == [r["path"] for r in table]
+    np.testing.assert_array_equal(session.labels, [int(r["cluster"]) for r in table])
+    np.testing.assert_array_equal(
+        session.coords[:, 0], np.array([r["x"] for r in table], float).astype(np.float32)
+    )
+    np.testing.assert_array_equal(session.tree.linkage, np.array(meta["tree"]["linkage"]))
+    np.testing.assert_array_equal(session.leaf_terms.ids, meta["tree"]["terms"]["ids"])
+    assert session.level == meta["tree"]["level"] and session.tree.levels == meta["tree"]["levels"]
+    assert session.node_curation == {int(k): v for k, v in meta["tree"]["node_curation"].items()}
+    assert session.tree.node_medoids == {}  # format 1 kept none
+    assert {p.name: p.read_bytes() for p in FORMAT_1.iterdir()} == before  # loading wrote nothing
+
+    apply_recut(session, plan_recut(session, session.tree.coarser(session.level)))
+    session_io.save(session, tmp_path / "s", report=False)
+    saved = json.loads((tmp_path / "s" / "session.json").read_text())
+    assert saved["format_version"] == session_io.FORMAT_VERSION == 2
+    assert "linkage" not in saved["tree"] and set(saved["tree"]["terms"]) == {"vocabulary"}
+    again = session_io.load(tmp_path / "s")
+    np.testing.assert_array_equal(again.tree.linkage, session.tree.linkage)
+    np.testing.assert_array_equal(again.leaf_terms.weight, session.leaf_terms.weight)
+    assert again.tree.node_medoids == session.tree.node_medoids != {}
+    assert again.clusters == session.clusters and again.node_curation == session.node_curation
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "tree.npz").unlink(), "tree.npz is missing"),
+        (lambda f: (f / "tree.npz").write_bytes(b"garbage"), "tree.npz is damaged"),
+        (lambda f: np.savez(f / "tree.npz", linkage=np.zeros((3, 4))), "tree.npz is damaged"),
+        (lambda f: (f / "hierarchy.csv").unlink(), "hierarchy.csv is missing"),
+    ],
+)
+def test_a_tree_session_with_a_missing_or_damaged_tree_file_is_refused_clearly(tmp_path, damage, message):
+    session_io.save(session_io.load(FORMAT_1), tmp_path / "s", report=False)
+    damage(tmp_path / "s")
+    with pytest.raises(SessionError, match=message):
+        session_io.load(tmp_path / "s")
+
+
+def test_medoids_of_reads_in_blocks_and_gives_each_clusters_own_medoid():
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(120, 6)).astype(np.float32)
+    labels = rng.integers(-1, 9, 120)
+    labels[labels == 3] = 4  # an id with no rows
+    for block in (1, 7, 50, 8192):  # clusters larger and smaller than a block
+        medoids = session_io.medoids_of(features, labels, range(9), block=block)
+        assert set(medoids) == set(range(9)) - {3}
+        for cid, row in medoids.items():
+            rows = np.flatnonzero(labels == cid)
+            unit = features[rows] / np.linalg.norm(features[rows], axis=1, keepdims=True)
+            assert row == rows[np.argmax(unit @ unit.mean(axis=0))], (block, cid)

@@ -30,15 +30,9 @@ class LeafTerms:
     ids: np.ndarray  # int32 [m, T]
     weight: np.ndarray  # float32 [m, T]
 
-    def to_json(self) -> dict:
-        return {
-            "vocabulary": self.vocabulary,
-            "ids": self.ids.tolist(),
-            "weight": np.round(self.weight, 4).tolist(),
-        }
-
     @classmethod
     def from_json(cls, meta: dict) -> LeafTerms:
+        """From a format-1 session.json; later formats keep ids and weight in tree.npz."""
         ids = np.asarray(meta["ids"], np.int32)
         return cls(list(meta["vocabulary"]), ids, np.asarray(meta["weight"], np.float32).reshape(ids.shape))
 
@@ -144,28 +138,25 @@ def _cluster_terms(
     labels: np.ndarray, ids: list[int], terms: LeafTerms, leaf_of: np.ndarray
 ) -> list[list[tuple[int, float]]]:
     """Each cluster's words with their weight: the leaves' words, a leaf split between clusters (after
-    edits) counted by its share of images. One sparse product, so a re-cut into thousands stays fast."""
-    from scipy import sparse
-
-    m, vocab = len(terms.ids), len(terms.vocabulary)
+    edits) counted by its share of images; equal weights rank the lower word id first. Grouped sums over
+    (cluster, leaf) and (cluster, word) pairs in numpy, so a re-cut into thousands stays fast (and needs
+    no scipy: importing scipy.sparse takes longer than the rest of a command-line re-cut)."""
+    m, vocab, top = len(terms.ids), len(terms.vocabulary), terms.ids.shape[1]
     keep = labels >= 0
     slot = np.searchsorted(np.asarray(ids), labels[keep])
-    pairs = sparse.coo_matrix(
-        (np.ones(int(keep.sum())), (slot, leaf_of[keep])), shape=(len(ids), m)
-    ).tocsr()  # images of each cluster in each leaf
-    share = pairs @ sparse.diags(1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))
-    leaf_words = sparse.csr_matrix(
-        (terms.weight.ravel(), (np.repeat(np.arange(m), terms.ids.shape[1]), terms.ids.ravel())),
-        shape=(m, vocab),
-    )
-    mass = (share @ leaf_words).tocsr()
-    result = []
-    for row in range(len(ids)):
-        start, stop = mass.indptr[row], mass.indptr[row + 1]
-        cols, vals = mass.indices[start:stop], mass.data[start:stop]
-        order = np.argsort(-vals, kind="stable")[:TOP_TERMS]
-        result.append([(int(cols[i]), float(vals[i])) for i in order])
-    return result
+    pairs, count = np.unique(slot * m + leaf_of[keep], return_counts=True)  # images of a cluster in a leaf
+    pair_slot, pair_leaf = pairs // m, pairs % m
+    share = count * (1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))[pair_leaf]
+    words = np.repeat(pair_slot, top) * vocab + terms.ids[pair_leaf].ravel()
+    keys, where = np.unique(words, return_inverse=True)
+    mass = np.bincount(where.ravel(), weights=(share[:, None] * terms.weight[pair_leaf]).ravel())
+    key_slot, key_word = keys // vocab, keys % vocab
+    order = np.lexsort((key_word, -mass, key_slot))  # by cluster, then heaviest word first
+    bounds = np.searchsorted(key_slot[order], np.arange(len(ids) + 1))
+    return [
+        [(int(key_word[i]), float(mass[i])) for i in order[a:b][:TOP_TERMS]]
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    ]
 
 
 _FOLDERS: list = []  # [(paths list, its length, folder index per row, folder names)]: the last one asked

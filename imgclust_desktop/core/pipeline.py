@@ -398,6 +398,12 @@ def _cluster_stages(
     clock = time.perf_counter()
     name_clusters(session, extractor)  # every path that clusters names its clusters
     timings["names"] = time.perf_counter() - clock
+    if session.tree is not None:
+        from .recut import remember_level_medoids
+
+        clock = time.perf_counter()
+        remember_level_medoids(session.tree, session.features)  # `imgclust recut` then reads no features
+        timings["tree_medoids"] = time.perf_counter() - clock
     return session
 
 

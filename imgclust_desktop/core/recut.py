@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .session import NOISE, ClusterInfo, Session, _unit_rows
+from .session import NOISE, ClusterInfo, Session, medoids_of
 from .tree import ClusterTree
 
 
@@ -366,54 +365,53 @@ def _children(tree: ClusterTree, node: int) -> list[int]:
 
 # ---- medoids of a cut: a tree group's medoid never changes, so it is computed once per node ---------------
 
-_MEDOIDS: dict[int, tuple[weakref.ref, dict[int, int]]] = {}  # id(tree) -> (the tree, node -> medoid row)
 
-
-def _node_medoids(tree: ClusterTree) -> dict[int, int]:
-    key = id(tree)
-    entry = _MEDOIDS.get(key)
-    if entry is None or entry[0]() is not tree:
-        entry = (weakref.ref(tree, lambda _ref, key=key: _MEDOIDS.pop(key, None)), {})
-        _MEDOIDS[key] = entry
-    return entry[1]
+def remember_level_medoids(tree: ClusterTree, features: np.ndarray) -> None:
+    """The medoid of every node that is a cluster at a stored level, kept in tree.node_medoids (and saved
+    with the tree), so a re-cut to a stored level reads no features. About one read of the features per
+    level (seconds at 100k images); done where the tree is made, while the features are at hand."""
+    for k in tree.levels:
+        nodes = cut_nodes(tree, k).tolist()
+        todo = [cid for cid, node in enumerate(nodes) if node not in tree.node_medoids]
+        for cid, row in medoids_of(features, tree.cut(k), todo).items():
+            tree.node_medoids[nodes[cid]] = row
 
 
 def refresh_medoids(session: Session) -> None:
-    """Every cluster's medoid (the row nearest its mean direction), as Session._refresh_medoids computes it.
+    """Every cluster's medoid (the row nearest its mean direction), as session.medoids_of computes it.
 
-    One sort of the labels instead of one scan per cluster; a cluster that is exactly its tree group (no
-    image moved in or out by hand) reuses that group's medoid from an earlier cut.
+    A cluster that is exactly its tree group (no image moved in or out by hand) reuses that group's medoid
+    from an earlier cut (or from tree.npz); the others are computed together, a block of features at a
+    time.
     """
     features = session.features
     if features.shape[0] != len(session.paths) or features.ndim != 2:
         return
     labels = session.labels
-    order = np.argsort(labels, kind="stable")
-    ids, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     tree = session.tree
     cache: dict[int, int] = {}
     impure: set[int] = set()
     if tree is not None:
-        cache = _node_medoids(tree)
+        cache = tree.node_medoids
         node_to_cluster = {int(c.node): cid for cid, c in session.clusters.items() if c.node is not None}
         expected = leaf_owner(tree, node_to_cluster)[tree.leaf_of]
         differs = labels != expected
         impure = set(np.unique(labels[differs]).tolist()) | set(np.unique(expected[differs]).tolist())
-    for cid, start, count in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
-        info = session.clusters.get(cid)
-        if cid == NOISE or info is None:
-            continue
-        pure = info.node is not None and cid not in impure
-        medoid = cache.get(info.node) if pure else None
-        if medoid is None:
-            rows = order[start : start + count]
-            feats = _unit_rows(features[rows])
-            medoid = int(rows[int(np.argmax(feats @ feats.mean(axis=0)))])
-            if pure:
-                cache[int(info.node)] = medoid
+    present = set(np.unique(labels).tolist()) - {NOISE}
+    pure = {
+        cid: int(info.node)
+        for cid, info in session.clusters.items()
+        if cid in present and info.node is not None and cid not in impure
+    }
+    medoids = {cid: cache[node] for cid, node in pure.items() if node in cache}
+    computed = medoids_of(
+        features, labels, [cid for cid in present if cid in session.clusters and cid not in medoids]
+    )
+    for cid, medoid in computed.items():
+        if cid in pure:
+            cache[pure[cid]] = medoid
+    medoids |= computed
+    for cid, info in session.clusters.items():  # clusters left without images have no medoid
+        medoid = medoids.get(cid)
         if medoid != info.medoid_index:
             session.clusters[cid] = dataclasses.replace(info, medoid_index=medoid)
-    present = set(ids.tolist())
-    for cid, info in session.clusters.items():  # clusters left without images have no medoid
-        if info.medoid_index is not None and cid not in present:
-            session.clusters[cid] = dataclasses.replace(info, medoid_index=None)

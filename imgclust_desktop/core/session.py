@@ -1,9 +1,14 @@
 """The Session: every result of a run plus the person's edits, and its one on-disk format (a folder).
 
 SESSION/session.json   format version, inputs, parameters, model id, timings, scores, clusters, edits,
-                       skipped files, excluded and missing rows, cluster linkage
+                       skipped files, excluded and missing rows, cluster linkage, the tree's levels
 SESSION/clusters.csv   path,cluster,x,y,outlier_score,is_medoid,duplicate_group (rows = array order)
 SESSION/hierarchy.csv  path, then one column per cluster-tree level, coarse to fine, named k<N> (N groups)
+SESSION/tree.npz       the tree's linkage, its leaves' words and the medoids of its groups (format 2;
+                       format 1 kept linkage and words in session.json, where a 100k-image tree took
+                       most of a second to write and read)
+SESSION/rows.npz       a cache of the two CSVs' columns, used only while they are byte for byte the ones
+                       it was made from (row_cache.py)
 SESSION/features.npy   float32 [n, dim] (float16 above 1 GiB), saved and loaded (memory-mapped)
                        without pickle
 SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
@@ -14,11 +19,11 @@ leaves the previous version readable. Loading only reads; anything wrong raises 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +31,26 @@ from typing import Any
 
 import numpy as np
 
+from . import row_cache
 from .atomic import atomic_write as _atomic_write
+from .atomic import atomic_write_bytes
 from .names import LeafTerms
+from .row_cache import HierarchyPart, Rows
+from .session_tables import (
+    TableError,
+    clusters_csv,
+    hierarchy_csv,
+    number_text,
+    parse_clusters_csv,
+    parse_hierarchy_leaves,
+)
 from .sources import Skipped
 from .tree import ClusterTree
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tree's linkage and leaf words in tree.npz instead of session.json
 FORMAT_NAME = "imgclust-session"
 PRETTY_JSON_MAX = 20_000  # images: session.json is indented up to this size, compact above
-CSV_COLUMNS = ["path", "cluster", "x", "y", "outlier_score", "is_medoid", "duplicate_group"]
+TREE_ARRAYS = "tree.npz"
 NOISE = -1
 FLOAT16_ABOVE_BYTES = 1 << 30  # features.npy is float16 when the float32 array would pass 1 GiB
 
@@ -319,42 +335,33 @@ def split_labels(
     return np.asarray(result.labels, dtype=np.int64)
 
 
-def medoids_of(features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[int]) -> dict[int, int]:
-    """Most central row (highest cosine to its cluster's mean direction) of each cluster, in one pass.
+def medoids_of(
+    features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[int], *, block: int = 8192
+) -> dict[int, int]:
+    """Most central row (highest cosine to its cluster's mean direction) of each cluster.
 
-    The same answer as scoring each cluster on its own, for any number of clusters: rows are grouped by
-    label once and the features are read in blocks (a memory-mapped features.npy stays on disk).
+    The same arithmetic as scoring each cluster on its own, so the same answer, but the rows are grouped
+    by cluster once and read in blocks of about `block` rows holding whole clusters: one read of a
+    memory-mapped features.npy per block, not one per cluster (a re-cut into 1,000 clusters at 100k).
     """
-    wanted = np.asarray(sorted(set(int(c) for c in cluster_ids)), np.int64)
-    if wanted.size == 0:
-        return {}
-    slot = np.searchsorted(wanted, labels)
-    slot = np.where((slot < len(wanted)) & (wanted[np.minimum(slot, len(wanted) - 1)] == labels), slot, -1)
-    from scipy import sparse
-
-    rows = np.flatnonzero(slot >= 0)
-    sums = np.zeros((len(wanted), features.shape[1]), np.float64)
-    block = 16384
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block]
-        member = sparse.csr_matrix(
-            (np.ones(len(part), np.float32), (slot[part], np.arange(len(part)))),
-            shape=(len(wanted), len(part)),
-        )
-        sums += member @ _unit_rows(features[part])
-    best = np.full(len(wanted), -np.inf)
-    best_row = np.full(len(wanted), -1, np.int64)
-    for start in range(0, len(rows), block):
-        part = rows[start : start + block]
-        score = np.einsum("ij,ij->i", _unit_rows(features[part]), sums[slot[part]].astype(np.float32))
-        order = np.lexsort((-score, slot[part]))  # per cluster, the best score first
-        first = np.ones(len(order), bool)
-        first[1:] = slot[part][order][1:] != slot[part][order][:-1]
-        top = order[first]
-        better = score[top] > best[slot[part][top]]
-        best[slot[part][top][better]] = score[top][better]
-        best_row[slot[part][top][better]] = part[top][better]
-    return {int(c): int(r) for c, r in zip(wanted.tolist(), best_row.tolist(), strict=True) if r >= 0}
+    wanted = np.asarray(sorted({int(c) for c in cluster_ids}), np.int64)
+    rows = np.flatnonzero(np.isin(labels, wanted))
+    rows = rows[np.argsort(labels[rows], kind="stable")]  # by cluster, each cluster's rows in order
+    ids, starts = np.unique(labels[rows], return_index=True)
+    ends = np.r_[starts[1:], len(rows)].astype(np.int64)
+    medoids: dict[int, int] = {}
+    first = 0
+    while first < len(ids):
+        last = max(first + 1, int(np.searchsorted(ends, starts[first] + block, side="right")))
+        offset = int(starts[first])
+        unit = _unit_rows(features[rows[offset : ends[last - 1]]])
+        for cid, start, end in zip(
+            ids[first:last].tolist(), starts[first:last].tolist(), ends[first:last].tolist(), strict=True
+        ):
+            feats = unit[start - offset : end - offset]
+            medoids[cid] = int(rows[start + int(np.argmax(feats @ feats.mean(axis=0)))])
+        first = last
+    return medoids
 
 
 def _rows(indices: Sequence[int]) -> np.ndarray:
@@ -382,7 +389,9 @@ def save(
 
     write_features=False keeps the folder's features.npy (autosave: edits never change features); it is
     refused unless that file already holds one row per image. write_tree=False keeps hierarchy.csv (a
-    re-cut or an edit never changes the tree).
+    re-cut or an edit never changes the tree) when rows.npz vouches for it, else writes it; tree.npz is
+    written whenever what it holds changes (the node medoids grow with re-cuts). rows.npz goes last of
+    the tables, after the CSVs it mirrors.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -397,13 +406,22 @@ def save(
     if write_features:
         dtype = features_dtype(session.features.shape)
         _atomic_write(folder / "features.npy", lambda f: _write_npy(f, session.features, dtype), binary=True)
-    _atomic_write(folder / "clusters.csv", lambda f: _write_csv(session, f))
-    if session.tree is not None and (write_tree or not (folder / "hierarchy.csv").exists()):
-        _atomic_write(folder / "hierarchy.csv", lambda f: write_hierarchy(session.paths, session.tree, f))
-    elif session.tree is None and (folder / "hierarchy.csv").exists():
-        (folder / "hierarchy.csv").unlink()  # a re-clustering without a tree: an old tree would mislead
+    rows = Rows(session.paths, session.labels, session.coords, session.outlier_score, session.duplicate_group)
+    numbers = row_cache.read_number_text(folder, rows) or number_text(rows)
+    table = clusters_csv(rows, _is_medoid(session), numbers).encode("utf-8")
+    atomic_write_bytes(folder / "clusters.csv", table)
+    hierarchy = None
+    if session.tree is not None:
+        hierarchy = None if write_tree else _kept_hierarchy(folder, session.paths)
+        if hierarchy is None:
+            hierarchy = _write_hierarchy(folder, session.paths, session.tree)
+        _write_tree_arrays(folder, session.tree, session.leaf_terms)  # its medoids may have grown
+    else:  # a re-clustering without a tree: an old tree would mislead
+        (folder / "hierarchy.csv").unlink(missing_ok=True)
+        (folder / TREE_ARRAYS).unlink(missing_ok=True)
+    row_cache.write(folder, rows, row_cache.sha256(table), hierarchy, numbers)
     # Indented for a person to read; above PRETTY_JSON_MAX images compact, which lets json.dumps use its C
-    # encoder (a 100k-image tree's linkage takes seconds through the indenting Python one).
+    # encoder.
     indent = 1 if n <= PRETTY_JSON_MAX else None
     _atomic_write(
         folder / "session.json",
@@ -416,6 +434,66 @@ def save(
         from .report import write_report  # PIL drawing; imported here so loading stays light
 
         write_report(session, folder)
+
+
+def _is_medoid(session: Session) -> np.ndarray:
+    is_medoid = np.zeros(len(session.paths), np.int64)
+    medoids = [info.medoid_index for info in session.clusters.values() if info.medoid_index is not None]
+    is_medoid[np.asarray(medoids, np.int64)] = 1
+    return is_medoid
+
+
+def _write_hierarchy(folder: Path, paths: list[str], tree: ClusterTree) -> HierarchyPart | None:
+    """hierarchy.csv; returns what rows.npz records of it (None: nothing it can record)."""
+    table = hierarchy_csv(paths, tree).encode("utf-8")
+    atomic_write_bytes(folder / "hierarchy.csv", table)
+    blob = row_cache.paths_blob(paths)
+    if blob is None or tree.n_leaves not in tree.levels:
+        return None
+    return HierarchyPart(row_cache.sha256(table), row_cache.sha256(blob), tree.cut(tree.n_leaves))
+
+
+def _write_tree_arrays(folder: Path, tree: ClusterTree, terms: LeafTerms | None) -> None:
+    """tree.npz: linkage, the leaves' words (term_ids, term_weight) and the node medoids known so far;
+    left as it is when it already holds exactly these (a re-cut to a level seen before)."""
+    nodes = np.asarray(sorted(tree.node_medoids), np.int64)
+    arrays = {
+        "linkage": np.asarray(tree.linkage, np.float64),
+        "medoid_nodes": nodes,
+        "medoid_rows": np.asarray([tree.node_medoids[n] for n in nodes.tolist()], np.int64),
+    }
+    if terms is not None:
+        arrays |= {"term_ids": np.asarray(terms.ids), "term_weight": np.asarray(terms.weight)}
+    if not _holds(folder / TREE_ARRAYS, arrays):
+        _atomic_write(folder / TREE_ARRAYS, lambda f: np.savez(f, **arrays), binary=True)
+
+
+def _holds(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Whether the .npz at path holds exactly these arrays (names, dtypes, shapes and bytes)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return set(stored.files) == set(arrays) and all(
+                stored[name].dtype == value.dtype
+                and stored[name].shape == value.shape
+                and stored[name].tobytes() == value.tobytes()
+                for name, value in arrays.items()
+            )
+    except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile):
+        return False
+
+
+def _kept_hierarchy(folder: Path, paths: list[str]) -> HierarchyPart | None:
+    """rows.npz's record of hierarchy.csv when that file and the paths are still the ones it was made
+    with (the file can then stay as it is); else None."""
+    blob = row_cache.paths_blob(paths)
+    if blob is None:
+        return None
+    try:
+        table = (folder / "hierarchy.csv").read_bytes()
+    except OSError:
+        return None
+    kept = row_cache.read_hierarchy(folder, row_cache.sha256(table))
+    return kept if kept is not None and kept.paths_sha256 == row_cache.sha256(blob) else None
 
 
 def features_dtype(shape: tuple) -> np.dtype:
@@ -476,16 +554,18 @@ def _to_json(session: Session) -> dict:
             "k_curve": session.k_curve,
             "clusters": clusters,
             "noise": int(np.sum(session.labels == NOISE)),
-            "excluded_rows": np.flatnonzero(session.excluded).tolist(),
-            "missing_rows": np.flatnonzero(session.missing).tolist(),
-            "linkage": None if session.linkage is None else np.asarray(session.linkage, float).tolist(),
+            "excluded_rows": np.flatnonzero(session.excluded),
+            "missing_rows": np.flatnonzero(session.missing),
+            "linkage": None if session.linkage is None else np.asarray(session.linkage, float),
             "linkage_cluster_ids": list(session.linkage_cluster_ids),
             "tree": None
             if session.tree is None
             else {
-                **session.tree.to_json(),
+                **session.tree.to_json(linkage=False),  # the linkage is in tree.npz
                 "level": session.level,
-                "terms": None if session.leaf_terms is None else session.leaf_terms.to_json(),
+                "terms": None
+                if session.leaf_terms is None
+                else {"vocabulary": session.leaf_terms.vocabulary},
                 "node_curation": {str(node): dict(c) for node, c in session.node_curation.items()},
             },
             "skipped": [{"path": s.path, "reason": s.reason} for s in session.skipped],
@@ -496,11 +576,18 @@ def _to_json(session: Session) -> dict:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types only: numpy scalars/arrays unwrapped, tuples as lists, NaN/inf as null."""
+    kind = type(value)  # the plain types first, by exact type (numpy's float64 is a float subclass)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
+            return value.tolist()  # already plain ints and floats: no walk through every element
         return _jsonable(value.tolist())
     if isinstance(value, np.generic):
         return _jsonable(value.item())
@@ -513,28 +600,6 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
-
-
-def _write_csv(session: Session, f) -> None:
-    is_medoid = np.zeros(len(session.paths), np.int64)
-    medoids = [info.medoid_index for info in session.clusters.values() if info.medoid_index is not None]
-    is_medoid[np.asarray(medoids, np.int64)] = 1
-    writer = csv.writer(f)
-    writer.writerow(CSV_COLUMNS)
-    # Whole columns at once (floats as repr of the float64 value, as before): one writerows call.
-    coords = session.coords.astype(np.float64)
-    writer.writerows(
-        zip(
-            session.paths,
-            session.labels.tolist(),
-            map(repr, coords[:, 0].tolist()),
-            map(repr, coords[:, 1].tolist()),
-            map(repr, session.outlier_score.astype(np.float64).tolist()),
-            is_medoid.tolist(),
-            session.duplicate_group.tolist(),
-            strict=True,
-        )
-    )
 
 
 # ---- loading
@@ -550,19 +615,12 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
     if not folder.is_dir():
         raise SessionError(f"{folder} is not a session folder (it does not exist or is not a folder)")
     meta = _read_meta(folder / "session.json")
-    rows = _read_csv(folder / "clusters.csv")
-    n = len(rows)
+    rows = _read_rows(folder)
+    n = len(rows.paths)
     if meta.get("n_images", n) != n:
         raise SessionError(f"clusters.csv has {n} rows but session.json says {meta['n_images']} images")
     features = _read_features(folder / "features.npy", n, mmap=mmap)
     try:
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(CSV_COLUMNS)
-        paths = list(columns[0])
-        labels = _numbers(columns[1], np.int64)
-        coords = np.column_stack([_numbers(columns[2], np.float32), _numbers(columns[3], np.float32)])
-        coords = coords.reshape(n, 2)
-        outlier = _numbers(columns[4], np.float32)
-        duplicates = _numbers(columns[6], np.int64)
         excluded = np.zeros(n, bool)
         excluded[np.asarray(meta.get("excluded_rows", []), np.int64)] = True
         missing = np.zeros(n, bool)
@@ -583,15 +641,15 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
                 raise ValueError(f"cluster {info.id} has medoid row {info.medoid_index} outside 0..{n - 1}")
         linkage = meta.get("linkage")
         tree_meta = meta.get("tree")
-        tree = None if tree_meta is None else _read_tree(folder / "hierarchy.csv", tree_meta, paths)
+        tree, terms = (None, None) if tree_meta is None else _read_tree(folder, tree_meta, rows.paths)
         skipped = [Skipped(str(s["path"]), str(s["reason"])) for s in meta.get("skipped", [])]
         session = Session(
-            paths=paths,
+            paths=rows.paths,
             features=features,
-            coords=coords,
-            labels=labels,
-            outlier_score=outlier,
-            duplicate_group=duplicates,
+            coords=rows.coords,
+            labels=rows.labels,
+            outlier_score=rows.outlier_score,
+            duplicate_group=rows.duplicate_group,
             excluded=excluded,
             missing=missing,
             clusters=clusters,
@@ -604,9 +662,7 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
             linkage=None if linkage is None else np.asarray(linkage, np.float64).reshape(-1, 4),
             linkage_cluster_ids=[int(c) for c in meta.get("linkage_cluster_ids", [])],
             tree=tree,
-            leaf_terms=None
-            if not (tree_meta or {}).get("terms")
-            else LeafTerms.from_json(tree_meta["terms"]),
+            leaf_terms=terms,
             level=None if tree_meta is None else int(tree_meta.get("level") or tree_meta["default_level"]),
             node_curation={
                 int(k): dict(v) for k, v in ((tree_meta or {}).get("node_curation") or {}).items()
@@ -620,52 +676,103 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
     return session
 
 
-def hierarchy_columns(tree: ClusterTree) -> list[str]:
-    """hierarchy.csv's header after `path`: one k<N> column per stored level, coarse to fine."""
-    return [f"k{k}" for k in tree.levels]
-
-
-def write_hierarchy(paths: Sequence[str], tree: ClusterTree, f) -> None:
-    """hierarchy.csv: path, then each stored level's labels (the finest level is the tree's leaves)."""
-    columns = [tree.cut(k) for k in tree.levels]
-    writer = csv.writer(f)
-    writer.writerow(["path", *hierarchy_columns(tree)])
-    table = np.column_stack(columns).tolist() if columns else [[] for _ in paths]
-    for path, row in zip(paths, table, strict=True):
-        writer.writerow([path, *row])
-
-
-def _read_tree(path: Path, meta: dict, paths: Sequence[str]) -> ClusterTree:
-    """The tree from session.json's "tree" entry and hierarchy.csv's finest column (the leaves)."""
+def _read_rows(folder: Path) -> Rows:
+    """clusters.csv's columns: from rows.npz when it was made from exactly these bytes, else parsed."""
+    table = _read_bytes(folder / "clusters.csv", f"the session folder has no clusters.csv ({folder})")
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None) or []
-            rows = list(reader)
-    except FileNotFoundError:
-        raise SessionError(f"session.json records a cluster tree but {path.name} is missing") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SessionError(f"cannot read {path.name}: {exc}") from None
-    finest = f"k{int(meta['n_leaves'])}"
-    if header[:1] != ["path"] or finest not in header:
-        raise SessionError(f"{path.name} is damaged (header {header[:4]}…, no {finest} column)")
-    if len(rows) != len(paths) or any(r[:1] != [p] for r, p in zip(rows, paths, strict=False)):
-        raise SessionError(f"{path.name} does not list the images of clusters.csv in the same order")
-    column = header.index(finest)
-    leaf_of = _numbers([r[column] for r in rows], np.int64)
-    tree = ClusterTree.from_json(meta, leaf_of)
+        return row_cache.read_rows(folder, row_cache.sha256(table)) or parse_clusters_csv(table)
+    except TableError as exc:
+        raise SessionError(str(exc)) from None
+    except ValueError as exc:  # a cell that is not a number
+        raise SessionError(f"session folder {folder} is damaged: {exc}") from None
+
+
+def _read_tree(folder: Path, meta: dict, paths: list[str]) -> tuple[ClusterTree, LeafTerms | None]:
+    """The tree from session.json's "tree" entry, tree.npz and hierarchy.csv's finest column (the leaves)."""
+    table = _read_bytes(
+        folder / "hierarchy.csv", "session.json records a cluster tree but hierarchy.csv is missing"
+    )
+    n_leaves = int(meta["n_leaves"])
+    leaf_of = _cached_leaves(folder, table, n_leaves, paths)
+    if leaf_of is None:
+        try:
+            leaf_of = parse_hierarchy_leaves(table, n_leaves, paths)
+        except TableError as exc:
+            raise SessionError(str(exc)) from None
+    linkage, terms, medoids = _read_tree_arrays(folder, meta)
+    if len(linkage) != max(n_leaves - 1, 0) or (terms is not None and len(terms.ids) != n_leaves):
+        raise SessionError(
+            f"the tree's arrays do not fit its {n_leaves} leaves (session.json and tree.npz differ)"
+        )
+    tree = ClusterTree.from_json(meta, leaf_of, linkage)
     if len(leaf_of) and (leaf_of.min() < 0 or leaf_of.max() >= tree.n_leaves):
-        raise SessionError(f"{path.name} names micro-clusters outside the tree")
-    return tree
+        raise SessionError("hierarchy.csv names micro-clusters outside the tree")
+    nodes, rows = medoids
+    if len(nodes) and not (
+        0 <= nodes.min() and nodes.max() < 2 * n_leaves - 1 and 0 <= rows.min() and rows.max() < len(paths)
+    ):
+        raise SessionError(f"{TREE_ARRAYS} is damaged (node medoids outside the tree or the images)")
+    tree.node_medoids.update(zip(nodes.tolist(), rows.tolist(), strict=True))
+    return tree, terms
 
 
-def _numbers(texts: Sequence[str], dtype) -> np.ndarray:
-    """A column of number strings as an array, parsed in C (ValueError on anything that is not a number)."""
-    if not len(texts):
-        return np.zeros(0, dtype)
-    if np.issubdtype(dtype, np.integer):
-        return np.asarray(texts, dtype=np.str_).astype(np.int64).astype(dtype)
-    return np.asarray(texts, dtype=np.str_).astype(np.float64).astype(dtype)
+def _cached_leaves(folder: Path, table: bytes, n_leaves: int, paths: list[str]) -> np.ndarray | None:
+    """hierarchy.csv's leaves from rows.npz, if it was made from these bytes listing these paths."""
+    header = table.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
+    blob = row_cache.paths_blob(paths)
+    if f"k{n_leaves}".encode() not in header or blob is None:
+        return None
+    cached = row_cache.read_hierarchy(folder, row_cache.sha256(table))
+    if cached is None or cached.paths_sha256 != row_cache.sha256(blob) or len(cached.leaf_of) != len(paths):
+        return None
+    return cached.leaf_of
+
+
+def _read_tree_arrays(
+    folder: Path, meta: dict
+) -> tuple[np.ndarray, LeafTerms | None, tuple[np.ndarray, np.ndarray]]:
+    """The tree's linkage, leaf words and known node medoids (nodes, rows): from tree.npz, or (format 1)
+    from session.json itself, which has no medoids."""
+    terms_meta = meta.get("terms")
+    if "linkage" in meta:  # format 1
+        linkage = np.asarray(meta["linkage"] or np.zeros((0, 4)), np.float64).reshape(-1, 4)
+        none = np.zeros(0, np.int64)
+        return linkage, LeafTerms.from_json(terms_meta) if terms_meta else None, (none, none)
+    try:
+        arrays = np.load(folder / TREE_ARRAYS, allow_pickle=False)
+    except FileNotFoundError:
+        raise SessionError(f"session.json records a cluster tree but {TREE_ARRAYS} is missing") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SessionError(f"{TREE_ARRAYS} is damaged: {exc}") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise SessionError(f"{TREE_ARRAYS} is damaged (not an .npz archive)")
+    try:
+        with arrays:
+            linkage = np.asarray(arrays["linkage"], np.float64).reshape(-1, 4)
+            medoids = (arrays["medoid_nodes"].astype(np.int64), arrays["medoid_rows"].astype(np.int64))
+            if medoids[0].shape != medoids[1].shape or medoids[0].ndim != 1:
+                raise ValueError("node medoids of different lengths")
+            terms = None
+            if terms_meta:
+                ids, weight = arrays["term_ids"], arrays["term_weight"]
+                if ids.shape != weight.shape or ids.ndim != 2:
+                    raise ValueError(f"leaf words of shapes {ids.shape} and {weight.shape}")
+                vocabulary = [str(word) for word in terms_meta["vocabulary"]]
+                if ids.size and not 0 <= int(ids.min()) <= int(ids.max()) < len(vocabulary):
+                    raise ValueError("leaf words outside the vocabulary")
+                terms = LeafTerms(vocabulary, ids.astype(np.int32), weight.astype(np.float32))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise SessionError(f"{TREE_ARRAYS} is damaged: {exc}") from None
+    return linkage, terms, medoids
+
+
+def _read_bytes(path: Path, missing: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SessionError(missing) from None
+    except OSError as exc:
+        raise SessionError(f"cannot read {path.name}: {exc}") from None
 
 
 def _int_keys(value: Any) -> Any:
@@ -702,24 +809,6 @@ def _read_meta(path: Path) -> dict:
             f"{FORMAT_VERSION}): update imgclust to open it"
         )
     return meta
-
-
-def _read_csv(path: Path) -> list[list[str]]:
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header != CSV_COLUMNS:
-                raise SessionError(f"clusters.csv is damaged (unexpected header {header})")
-            rows = list(reader)
-    except FileNotFoundError:
-        raise SessionError(f"the session folder has no clusters.csv ({path})") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SessionError(f"cannot read clusters.csv: {exc}") from None
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(CSV_COLUMNS):
-            raise SessionError(f"clusters.csv is damaged (line {number} has {len(row)} fields)")
-    return rows
 
 
 def _read_features(path: Path, n: int, *, mmap: bool = False) -> np.ndarray:

@@ -37,6 +37,10 @@ class ClusterTree:
     levels: list[int]  # the levels written to hierarchy.csv, coarse to fine (group counts)
     k_curve: dict | None = None  # {"k": [...], "score": [...], "criterion": ..., "chosen": k}
     _leaf_cuts: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # tree node -> its medoid row, for the nodes computed so far (recut.refresh_medoids): a node's medoid
+    # never changes while its rows and their features do not, so a tree with other rows (a copy made
+    # with dataclasses.replace) starts without any. Saved with the tree (tree.npz).
+    node_medoids: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_leaves(self) -> int:
@@ -105,18 +109,24 @@ class ClusterTree:
         below = [lv for lv in self.levels if lv < k]
         return below[-1] if below else self.clamp(k)
 
-    def to_json(self) -> dict:
-        return {
+    def to_json(self, *, linkage: bool = True) -> dict:
+        """The tree as JSON; linkage=False leaves the linkage out (a session keeps it in tree.npz)."""
+        meta = {
             "n_leaves": self.n_leaves,
-            "linkage": np.asarray(self.linkage, float).round(6).tolist(),
             "default_level": int(self.default_k),
             "levels": [int(v) for v in self.levels],
             "k_curve": self.k_curve,
         }
+        if linkage:
+            meta["linkage"] = np.asarray(self.linkage, float).round(6).tolist()
+        return meta
 
     @classmethod
-    def from_json(cls, meta: dict, leaf_of: np.ndarray) -> ClusterTree:
-        linkage = np.asarray(meta.get("linkage") or np.zeros((0, 4)), np.float64).reshape(-1, 4)
+    def from_json(cls, meta: dict, leaf_of: np.ndarray, linkage: np.ndarray | None = None) -> ClusterTree:
+        """The tree from to_json's dict and each row's leaf; `linkage` given when the dict has none."""
+        if linkage is None:
+            linkage = np.asarray(meta.get("linkage") or np.zeros((0, 4)), np.float64)
+        linkage = np.asarray(linkage, np.float64).reshape(-1, 4)
         return cls(
             leaf_of=np.asarray(leaf_of, np.int64),
             linkage=linkage,

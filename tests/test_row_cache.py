@@ -1,0 +1,131 @@
+"""rows.npz: the CSV columns in binary, used only while the CSVs are byte for byte the ones it mirrors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tree_support import make_tree_session
+
+from imgclust_desktop.core import session as session_io
+from imgclust_desktop.core.recut import apply_recut, plan_recut
+from imgclust_desktop.core.row_cache import CACHE_NAME
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """A saved tree session (two themes of kinds; some rows moved to noise, some duplicates)."""
+    session = make_tree_session(themes=3, kinds=3, per_kind=8, seed=3)
+    session.outlier_score = np.linspace(0, 1, len(session.paths)).astype(np.float32)
+    session.duplicate_group[:4] = [0, 0, 1, 1]
+    session.assign([5, 6], -1)
+    out = tmp_path / "session"
+    session_io.save(session, out, report=False)
+    return out
+
+
+def read_columns(path: Path) -> dict[str, list[str]]:
+    """A CSV's columns as another tool reads them (the csv module, nothing of ours)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {name: [r[name] for r in rows] for name in rows[0]}
+
+
+def forbid_parsing(monkeypatch) -> None:
+    def parse(*args, **kwargs):
+        raise AssertionError("the CSV was parsed although rows.npz matched it")
+
+    monkeypatch.setattr(session_io, "parse_clusters_csv", parse)
+    monkeypatch.setattr(session_io, "parse_hierarchy_leaves", parse)
+
+
+def edit_cell(path: Path, row: int, column: str, value: str) -> None:
+    """Change one cell by hand, keeping the file's size and mtime (as a careful script or a copy back might)."""
+    before = path.stat()
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert len(rows[row + 1][rows[0].index(column)]) == len(value)
+    rows[row + 1][rows[0].index(column)] = value
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_saved_session_loads_its_rows_from_the_cache_and_they_are_the_csvs(folder, monkeypatch):
+    forbid_parsing(monkeypatch)
+    session = session_io.load(folder)
+    table = read_columns(folder / "clusters.csv")
+    assert session.paths == table["path"]
+    np.testing.assert_array_equal(session.labels, np.array(table["cluster"], np.int64))
+    np.testing.assert_array_equal(session.coords[:, 0], np.array(table["x"], np.float64).astype(np.float32))
+    np.testing.assert_array_equal(session.coords[:, 1], np.array(table["y"], np.float64).astype(np.float32))
+    np.testing.assert_array_equal(session.outlier_score, np.array(table["outlier_score"], np.float32))
+    np.testing.assert_array_equal(session.duplicate_group, np.array(table["duplicate_group"], np.int64))
+    assert session.labels.dtype == np.int64 and session.coords.dtype == np.float32
+    hierarchy = read_columns(folder / "hierarchy.csv")
+    np.testing.assert_array_equal(session.tree.leaf_of, np.array(hierarchy[f"k{session.tree.n_leaves}"], int))
+
+
+def test_a_csv_edited_by_hand_is_parsed_and_the_stale_cache_is_not_trusted(folder):
+    # Same size, same mtime: only the bytes tell the edit apart.
+    labels = read_columns(folder / "clusters.csv")["cluster"]
+    row = next(i for i, c in enumerate(labels) if len(c) == 1 and c not in ("0", "-1"))
+    edit_cell(folder / "clusters.csv", row, "cluster", "0")
+    leaves = read_columns(folder / "hierarchy.csv")
+    finest = [c for c in leaves if c != "path"][-1]
+    other = next(v for v in leaves[finest] if len(v) == len(leaves[finest][row]) and v != leaves[finest][row])
+    edit_cell(folder / "hierarchy.csv", row, finest, other)
+    session = session_io.load(folder)
+    assert session.labels[row] == 0
+    assert session.tree.leaf_of[row] == int(other)
+
+
+def test_a_cache_from_another_folder_or_a_damaged_one_is_ignored(folder, tmp_path):
+    other = make_tree_session(themes=2, kinds=2, per_kind=9, seed=8)
+    session_io.save(other, tmp_path / "other", report=False)
+    shutil.copy2(tmp_path / "other" / CACHE_NAME, folder / CACHE_NAME)
+    table = read_columns(folder / "clusters.csv")
+    assert session_io.load(folder).paths == table["path"]
+    for damage in (b"", b"not a zip at all", (tmp_path / "other" / "features.npy").read_bytes()):
+        (folder / CACHE_NAME).write_bytes(damage)
+        before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+        loaded = session_io.load(folder)
+        assert loaded.paths == table["path"]
+        np.testing.assert_array_equal(loaded.labels, np.array(table["cluster"], np.int64))
+        assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+def test_a_session_saved_again_without_its_cache_gets_one_and_changed_points_are_written_anew(folder):
+    (folder / CACHE_NAME).unlink()
+    session = session_io.load(folder)  # parsed
+    session.coords[3] = [0.0, 0.0]
+    session_io.save(session, folder, report=False, write_features=False, write_tree=False)
+    assert (folder / CACHE_NAME).is_file()
+    # The cached text of unchanged points is reused; a moved point (even 0.0 -> -0.0) is written anew.
+    again = session_io.load(folder)
+    again.coords[3] = [-0.0, 0.0]
+    again.coords[4] += 1
+    session_io.save(again, folder, report=False, write_features=False, write_tree=False)
+    table = read_columns(folder / "clusters.csv")
+    assert (table["x"][3], table["y"][3]) == ("-0.0", "0.0")
+    assert table["x"][4] == repr(float(again.coords[4, 0]))
+    expected = [repr(float(v)) for v in again.coords[:, 1].astype(np.float64)]
+    assert table["y"] == expected
+
+
+def test_a_recut_keeps_hierarchy_csv_unless_the_cache_cannot_vouch_for_it(folder):
+    session = session_io.load(folder)
+    hierarchy = folder / "hierarchy.csv"
+    before = (hierarchy.read_bytes(), hierarchy.stat().st_mtime_ns, hierarchy.stat().st_ino)
+    apply_recut(session, plan_recut(session, session.tree.finer(session.level)))
+    session_io.save(session, folder, report=False, write_features=False, write_tree=False)
+    assert (hierarchy.read_bytes(), hierarchy.stat().st_mtime_ns, hierarchy.stat().st_ino) == before
+    (folder / CACHE_NAME).unlink()  # nothing vouches for it now: it is written again (same content)
+    session_io.save(session, folder, report=False, write_features=False, write_tree=False)
+    assert hierarchy.read_bytes() == before[0] and hierarchy.stat().st_ino != before[2]  # a new file
+    assert session_io.load(folder).level == session.level
