@@ -272,7 +272,6 @@ def append_rows(
     import scipy.linalg  # noqa: F401 (loaded before the thread limit below, which reaches loaded libraries only)
     from threadpoolctl import threadpool_limits
 
-    from .models.device import idle_cpus
     from .placement import place
     from .reduce import l2_normalise, reduce
 
@@ -281,9 +280,10 @@ def append_rows(
     n_old = len(updated.paths)
     old_features = updated.features
     new_features = np.stack([vectors[f.path] for f in new_files]).astype(np.float32)
-    # BLAS threads on cores other work is using spin while they wait for each other: the PCA of 720 x 1280
-    # features took 1.3-9.1 CPU s with 2 threads on 2 busy cores, 0.2-0.3 s with 1.
-    with threadpool_limits(idle_cpus()):
+    # One BLAS thread: the PCA of 720 x 1280 features took 1.3-9.1 CPU s with 2 threads on 2 busy cores
+    # (threads spinning while they wait for each other), 0.2-0.3 s with 1; and one thread gives the same
+    # placement whatever else the machine is doing.
+    with threadpool_limits(1):
         reduced = reduce(old_features, n_components=params.get("pca_components", 50), seed=seed)
         new_data = l2_normalise(np.nan_to_num(new_features))
         if reduced.pca is not None:

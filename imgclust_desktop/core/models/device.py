@@ -37,33 +37,21 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def idle_cpus() -> int:
-    """Cores this process may use that other work is not already using (1-minute load average), at least 1.
-
-    The load average counts the whole host, so it is set against the host's core count: a container
-    pinned to 2 cores of a busy 64-core host still gets its 2.
-    """
-    usable = available_cpus()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows: no load average
-        return usable
-    return max(1, min(usable, int((os.cpu_count() or usable) - load + 0.5)))
-
-
 def configure_cpu_threads() -> int:
-    """Cap torch's intra-op threads at the idle usable cores once; returns the thread count."""
+    """Cap torch's intra-op threads at the usable cores once; returns the thread count.
+
+    Not at the cores idle right now: a thread count that follows the machine's load would make the same
+    image's features differ in the last bits from one run to the next (a convolution's sums are split
+    by thread), and the feature cache and the automatic level must not depend on what else was running.
+    """
     import torch
 
     global _threads_configured
     if not _threads_configured:
         # torch defaults to every core of the host; inside a container or with affinity set that
         # oversubscribes and is slower. Decoding runs in its own threads, so no headroom is reserved:
-        # they mostly wait on I/O and the GIL-free PIL codecs. Cores busy with other processes are left
-        # out: each layer waits for its slowest thread, and a thread sharing a core waits for the other
-        # process. Measured with EfficientNet-Lite0 at 224 px, 80 images on 2 cores at load average 7:
-        # 2 threads 22.2 CPU s / 48.6 s wall, 1 thread 5.1 CPU s / 12.3 s wall.
-        wanted = idle_cpus()
+        # they mostly wait on I/O and the GIL-free PIL codecs.
+        wanted = available_cpus()
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
         _threads_configured = True
