@@ -34,6 +34,7 @@ import numpy as np
 from . import row_cache
 from .atomic import atomic_write as _atomic_write
 from .atomic import atomic_write_bytes
+from .mapped import release
 from .names import LeafTerms
 from .row_cache import HierarchyPart, Rows
 from .session_tables import (
@@ -511,6 +512,7 @@ def _write_npy(f, features: np.ndarray, dtype: np.dtype, chunk: int = 65536) -> 
         np.lib.format.write_array_header_2_0(f, header)
     for start in range(0, len(features), chunk):
         f.write(np.ascontiguousarray(features[start : start + chunk], dtype=dtype).tobytes())
+        release(features)
 
 
 def _features_fit(path: Path, shape: tuple) -> bool:
