@@ -23,7 +23,7 @@ PAIR_CHUNK = 32768  # candidate pairs compared in full dimension at a time (2 x 
 # checked in full dimension only when its cosine there is within SCREEN_MARGIN of the threshold, so a 1M-row
 # graph does not gather millions of full feature rows from disk (bench/duplicates_screen.py measures misses).
 SCREEN_MARGIN = 0.1
-BUCKET_NEIGHBOURS = 6  # rows sharing a near sample row: each one's nearest this many are candidates
+BUCKET_NEIGHBOURS = 4  # rows sharing a near sample row: each one's nearest this many are candidates
 BUCKETS_PER_ROW = 3  # each row joins the buckets of its 3 nearest sample rows
 BUCKET_DIMS = 16  # bucket mates are searched on the leading reduced components (then screened, checked)
 
