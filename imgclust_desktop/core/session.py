@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write as _atomic_write
+from .labels import label_counts, slots
 from .names import LeafTerms
 from .sources import Skipped
 from .tree import ClusterTree
@@ -114,8 +115,8 @@ class Session:
 
     def sizes(self) -> dict[int, int]:
         """Images per cluster id, for non-empty clusters only (noise not included)."""
-        ids, counts = np.unique(self.labels[self.labels >= 0], return_counts=True)
-        return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+        ids, counts = label_counts(self.labels)
+        return dict(zip(ids.tolist(), counts.tolist(), strict=True))
 
     def cluster_ids(self) -> list[int]:
         """Sorted ids of the clusters that have at least one image."""
@@ -262,17 +263,13 @@ class Session:
         if self.features.shape[0] != len(self.paths) or self.features.ndim != 2:
             return
         wanted = [int(c) for c in cluster_ids if c != NOISE and c in self.clusters]
-        if len(wanted) > 8:  # many clusters (a re-cut): one grouped pass instead of a scan per cluster
-            medoids = medoids_of(self.features, self.labels, wanted)
-        else:
-            medoids = {}
-            for cid in wanted:
-                rows = np.flatnonzero(self.labels == cid)
-                if rows.size:
-                    feats = _unit_rows(self.features[rows])
-                    medoids[cid] = int(rows[int(np.argmax(feats @ feats.mean(axis=0)))])
+        medoids = self.medoids(wanted)
         for cid in wanted:
             self.clusters[cid] = dataclasses.replace(self.clusters[cid], medoid_index=medoids.get(cid))
+
+    def medoids(self, cluster_ids: Sequence[int]) -> dict[int, int]:
+        """The medoid row of each of these clusters that has images (nothing is changed)."""
+        return medoids_of(self.features, self.labels, cluster_ids)
 
     def _log(self, op: str, **details: Any) -> None:
         self.edits.append({"op": op, "time": round(time.time(), 3), **details})
@@ -323,38 +320,41 @@ def medoids_of(features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[i
     """Most central row (highest cosine to its cluster's mean direction) of each cluster, in one pass.
 
     The same answer as scoring each cluster on its own, for any number of clusters: rows are grouped by
-    label once and the features are read in blocks (a memory-mapped features.npy stays on disk).
+    label once and the features are read in blocks (a memory-mapped features.npy stays on disk). Ties go
+    to the first row.
     """
     wanted = np.asarray(sorted(set(int(c) for c in cluster_ids)), np.int64)
-    if wanted.size == 0:
+    if wanted.size == 0 or len(labels) == 0:
         return {}
-    slot = np.searchsorted(wanted, labels)
-    slot = np.where((slot < len(wanted)) & (wanted[np.minimum(slot, len(wanted) - 1)] == labels), slot, -1)
+    slot = slots(wanted, labels)  # position in `wanted`, -1 for rows of other clusters
+    rows = np.flatnonzero(slot >= 0)
+    slot = slot[rows]
     from scipy import sparse
 
-    rows = np.flatnonzero(slot >= 0)
+    # Cosines without a normalised copy of the features: the sums weight each row by 1 / its norm, the
+    # scores divide by it.
+    inverse_norm = np.empty(len(rows), np.float32)
     sums = np.zeros((len(wanted), features.shape[1]), np.float64)
     block = 16384
     for start in range(0, len(rows), block):
-        part = rows[start : start + block]
+        part = slice(start, start + block)
+        x = np.asarray(features[rows[part]], np.float32)
+        inverse_norm[part] = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)
         member = sparse.csr_matrix(
-            (np.ones(len(part), np.float32), (slot[part], np.arange(len(part)))),
-            shape=(len(wanted), len(part)),
+            (inverse_norm[part], (slot[part], np.arange(len(x)))), shape=(len(wanted), len(x))
         )
-        sums += member @ _unit_rows(features[part])
-    best = np.full(len(wanted), -np.inf)
-    best_row = np.full(len(wanted), -1, np.int64)
+        sums += member @ x
+    directions = sums.astype(np.float32)
+    score = np.empty(len(rows), np.float32)
     for start in range(0, len(rows), block):
-        part = rows[start : start + block]
-        score = np.einsum("ij,ij->i", _unit_rows(features[part]), sums[slot[part]].astype(np.float32))
-        order = np.lexsort((-score, slot[part]))  # per cluster, the best score first
-        first = np.ones(len(order), bool)
-        first[1:] = slot[part][order][1:] != slot[part][order][:-1]
-        top = order[first]
-        better = score[top] > best[slot[part][top]]
-        best[slot[part][top][better]] = score[top][better]
-        best_row[slot[part][top][better]] = part[top][better]
-    return {int(c): int(r) for c, r in zip(wanted.tolist(), best_row.tolist(), strict=True) if r >= 0}
+        part = slice(start, start + block)
+        x = np.asarray(features[rows[part]], np.float32)
+        score[part] = np.einsum("ij,ij->i", x, directions[slot[part]]) * inverse_norm[part]
+    best = np.full(len(wanted), -np.inf, np.float32)
+    np.maximum.at(best, slot, score)
+    top = np.flatnonzero(score == best[slot])  # every row at its cluster's best score, in row order
+    found, first = np.unique(slot[top], return_index=True)  # the first of them per cluster
+    return dict(zip(wanted[found].tolist(), rows[top[first]].tolist(), strict=True))
 
 
 def _rows(indices: Sequence[int]) -> np.ndarray:

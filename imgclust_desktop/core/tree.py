@@ -69,8 +69,7 @@ class ClusterTree:
             if np.array_equal(nxt, roots):
                 break
             roots = nxt
-        _, labels = np.unique(roots, return_inverse=True)
-        labels = _by_first_appearance(labels)
+        labels = _by_first_appearance(roots)
         self._leaf_cuts[k] = labels
         return labels
 
@@ -125,13 +124,22 @@ class ClusterTree:
 
 
 def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
-    """Relabel 0..k-1 in order of first appearance (leaf 0's group is 0)."""
-    labels = np.asarray(labels, np.int64)
-    _, first = np.unique(labels, return_index=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[np.searchsorted(np.unique(labels), labels)]
+    """Relabel 0..k-1 in order of first appearance (leaf 0's group is 0): a few passes, no sort."""
+    labels = np.asarray(labels, np.int64).ravel()
+    n = len(labels)
+    if n == 0:
+        return labels
+    low = int(labels.min())
+    if int(labels.max()) - low < 4 * n:  # small ints (node ids, cluster labels): index by value
+        dense = labels - low
+    else:
+        dense = np.unique(labels, return_inverse=True)[1].ravel()
+    first = np.full(int(dense.max()) + 1, n, np.int64)
+    np.minimum.at(first, dense, np.arange(n))
+    opens = np.flatnonzero(first[dense] == np.arange(n))  # the rows where a group first appears, in order
+    rank = np.empty(len(first), np.int64)
+    rank[dense[opens]] = np.arange(len(opens))
+    return rank[dense]
 
 
 def n_leaves_for(n: int) -> int:
