@@ -22,8 +22,8 @@ def window(qtbot, settings):
 
 
 def legend_names(win: MainWindow) -> list[str]:
-    legend = win.scatter.legend
-    return [legend.item(i).text() for i in range(legend.count())]
+    legend = win.scatter.legend.model()
+    return [legend.index(i).data() for i in range(legend.rowCount())]
 
 
 def map_colours(win: MainWindow) -> np.ndarray:
@@ -47,7 +47,11 @@ def test_the_slider_recuts_and_legend_map_grid_and_dendrogram_follow(window, qtb
     assert len(np.unique(colours, axis=0)) == coarse  # the map is recoloured: one colour per group
     for cid in session.cluster_ids():  # and every point of a group has that group's colour
         assert len(np.unique(colours[session.labels == cid], axis=0)) == 1
-    assert window.dendrogram.cut_count == coarse and len(window.dendrogram.cluster_ids) == coarse
+    # the dendrogram waits behind the cluster grid's tab; brought to the front, it shows the new level
+    assert window.dendrogram.cut_count != coarse
+    window.docks["dendrogram"].raise_()
+    qtbot.waitUntil(lambda: window.dendrogram.cut_count == coarse, timeout=3000)
+    assert len(window.dendrogram.cluster_ids) == coarse
     assert window.model.undo_stack.count() == 1
     assert all(session.name_of(c) in " ".join(legend_names(window)) for c in session.cluster_ids())
 
@@ -98,7 +102,13 @@ def test_declining_the_warning_leaves_everything_as_it_was(window, monkeypatch):
     assert window.granularity.control.count.value() == len(session.cluster_ids())
 
 
-def test_show_sub_groups_from_the_context_menu_and_collapse_back(window):
+def show_dendrogram(win: MainWindow, qtbot) -> None:
+    win.docks["dendrogram"].raise_()
+    qtbot.waitUntil(lambda: win.dendrogram.linkage is not None, timeout=3000)
+
+
+def test_show_sub_groups_from_the_context_menu_and_collapse_back(window, qtbot):
+    show_dendrogram(window, qtbot)
     session = window.model.session
     window.granularity.recut(session.tree.levels[0])
     before = session.labels.copy()
@@ -121,7 +131,8 @@ def test_show_sub_groups_from_the_context_menu_and_collapse_back(window):
     assert session.level == session.tree.default_k
 
 
-def test_the_dendrogram_line_recuts_both_ways(window):
+def test_the_dendrogram_line_recuts_both_ways(window, qtbot):
+    show_dendrogram(window, qtbot)
     session = window.model.session
     tree = session.tree
     default = tree.default_k

@@ -1,0 +1,99 @@
+"""Lists of coloured groups (the map's legend, the cluster grid's list of clusters) as one light list model.
+
+A re-cut into 2,000 groups resets the model: no list items and no icons are made up front. Qt asks for the
+text, swatch and style of the rows it paints (a screenful), and a swatch is drawn once per colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QFont, QIcon
+
+KeyRole = Qt.ItemDataRole.UserRole  # the group's key: a cluster id, a folder index; None for a header row
+HIDDEN_TEXT = QColor(150, 150, 150)
+
+
+class SwatchListModel(QAbstractListModel):
+    """Rows of (key, text, rgb, tooltip); hidden keys are greyed and struck out; an optional header row."""
+
+    def __init__(self, swatch: Callable[[tuple], QIcon], parent: Any = None) -> None:
+        super().__init__(parent)
+        self._swatch = swatch
+        self._icons: dict[tuple, QIcon] = {}  # rgb -> icon: a few dozen palette colours, drawn once each
+        self._rows: list[tuple[Any, str, tuple, str]] = []
+        self._row_of: dict[Any, int] = {}
+        self._header: tuple[QIcon, str] | None = None
+        self.hidden: set = set()
+        self._struck = QFont()
+        self._struck.setStrikeOut(True)
+
+    def set_rows(
+        self, rows: list[tuple[Any, str, tuple, str]], hidden: set | None = None, header: Any = None
+    ) -> None:
+        """Replace every row; header: (icon, text) of an unselectable first row, or None."""
+        self.beginResetModel()
+        self._header = header
+        self._rows = rows
+        offset = 0 if header is None else 1
+        self._row_of = {row[0]: i + offset for i, row in enumerate(rows)}
+        self.hidden = set() if hidden is None else set(hidden)
+        self.endResetModel()
+
+    def set_hidden(self, keys: set) -> None:
+        """Grey out and strike through these keys' rows (a repaint, not a reset)."""
+        self.hidden = set(keys)
+        if self.rowCount():
+            roles = [Qt.ItemDataRole.FontRole, Qt.ItemDataRole.ForegroundRole]
+            self.dataChanged.emit(self.index(0), self.index(self.rowCount() - 1), roles)
+
+    def keys(self) -> list:
+        """Every row's key, header excluded, in order."""
+        return [row[0] for row in self._rows]
+
+    def row_of(self, key: Any) -> int | None:
+        """The row showing this key (None: not listed)."""
+        return self._row_of.get(key)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        if parent is not None and parent.isValid():
+            return 0
+        return len(self._rows) + (0 if self._header is None else 1)
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if self._header is not None and index.row() == 0:
+            return Qt.ItemFlag.ItemIsEnabled  # shown at full contrast, never selected
+        return super().flags(index)
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid():
+            return None
+        position = index.row()
+        if self._header is not None:
+            if position == 0:
+                icon, text = self._header
+                return {Qt.ItemDataRole.DisplayRole: text, Qt.ItemDataRole.DecorationRole: icon}.get(role)
+            position -= 1
+        if position >= len(self._rows):
+            return None
+        key, text, rgb, tooltip = self._rows[position]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return text
+        if role == KeyRole:
+            return key
+        if role == Qt.ItemDataRole.DecorationRole:
+            icon = self._icons.get(rgb)
+            if icon is None:
+                icon = self._icons[rgb] = self._swatch(rgb)
+            return icon
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip
+        if role == Qt.ItemDataRole.FontRole:
+            return self._struck if key in self.hidden else None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return HIDDEN_TEXT if key in self.hidden else None
+        return None
