@@ -115,7 +115,7 @@ class PointCloudItem(pg.GraphicsObject):
         self.palette = np.zeros((0, 3), dtype=np.uint8)
         self.visible = np.zeros(0, dtype=bool)
         self.selected = np.zeros(0, dtype=bool)
-        self._draw_order = np.zeros(0, dtype=np.int64)  # visible indices, bottom to top
+        self._order: np.ndarray | None = np.zeros(0, dtype=np.int64)  # see _draw_order; None: to work out
         self._draw_rank: np.ndarray | None = None
         self._atlas: QPixmap | None = None
         self._sprite = dot_px + 4
@@ -143,9 +143,11 @@ class PointCloudItem(pg.GraphicsObject):
     ) -> None:
         """Recolour without moving anything; points with a lower `draw_rank` are drawn underneath."""
         self.color_index = np.asarray(color_index, dtype=np.int64)
-        self.palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        if not np.array_equal(palette, self.palette):  # a re-cut keeps the palette: keep its sprites too
+            self.palette = palette
+            self._atlas = None
         self._draw_rank = None if draw_rank is None else np.asarray(draw_rank)
-        self._atlas = None
         self._update_order()
 
     def set_visible(self, mask: np.ndarray) -> None:
@@ -165,12 +167,19 @@ class PointCloudItem(pg.GraphicsObject):
         return len(self.coords)
 
     def _update_order(self) -> None:
-        vis = np.flatnonzero(self.visible)
-        if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
-            vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
-        self._draw_order = vis
+        self._order = None  # worked out once at the next paint, however many changes come before it
         self._raster_cache = None
         self.update()
+
+    @property
+    def _draw_order(self) -> np.ndarray:
+        """The visible indices, bottom to top."""
+        if self._order is None:
+            vis = np.flatnonzero(self.visible)
+            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
+                vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
+            self._order = vis
+        return self._order
 
     def _build_atlas(self) -> QPixmap:
         s = self._sprite

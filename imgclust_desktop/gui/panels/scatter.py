@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imgclust_desktop.core.labels import label_counts, slots
+from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
 from imgclust_desktop.gui.panels.map_tools import (
@@ -247,11 +247,11 @@ class ScatterPanel(QWidget):
                 )
                 self.item.set_colors(slot, colors.ramp_rgb(_OUTLIER_LEVELS), draw_rank=slot)
             else:
-                # one colour per cluster, noise first: each point's colour is a lookup of its label
-                palette = np.vstack([colors.NOISE_RGB, colors.labels_rgb(cluster_ids).reshape(-1, 3)])
-                self.item.set_colors(
-                    slots(cluster_ids, labels) + 1, palette, draw_rank=labels >= 0
-                )  # noise under
+                # the cluster palette with noise first: a point's colour is a lookup of its label, and the
+                # map draws as many sprites as there are colours, not one per cluster (2,000 groups)
+                palette = np.vstack([colors.NOISE_RGB, colors.PALETTE_RGB])
+                slot = np.where(labels >= 0, np.mod(labels, len(colors.PALETTE_RGB)) + 1, 0)
+                self.item.set_colors(slot, palette, draw_rank=labels >= 0)  # noise underneath
             self._group = labels
             rgb = [tuple(c) for c in colors.labels_rgb(cluster_ids).reshape(-1, 3).tolist()]
             entries = [(c, _cluster_name(session, c), s, rgb[i])
