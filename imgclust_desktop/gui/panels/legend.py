@@ -1,7 +1,9 @@
 """Lists of coloured groups (the map's legend, the cluster grid's list of clusters) as one light list model.
 
-A re-cut into 2,000 groups resets the model: no list items and no icons are made up front. Qt asks for the
-text, swatch and style of the rows it paints (a screenful), and a swatch is drawn once per colour.
+A re-cut into 2,000 groups resets the model: no list items and no icons are made up front. The texts sit in
+Qt's own string list (the view's layout asks the row count of every row, which stays in C++); Qt asks
+Python only for the swatch, key and style of the rows it paints (a screenful), and a swatch is drawn once
+per colour.
 """
 
 from __future__ import annotations
@@ -9,38 +11,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QStringListModel, Qt
 from PySide6.QtGui import QColor, QFont, QIcon
 
 KeyRole = Qt.ItemDataRole.UserRole  # the group's key: a cluster id, a folder index; None for a header row
 HIDDEN_TEXT = QColor(150, 150, 150)
+ROW_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled  # not editable, not draggable
 
 
-class SwatchListModel(QAbstractListModel):
+class SwatchListModel(QStringListModel):
     """Rows of (key, text, rgb, tooltip); hidden keys are greyed and struck out; an optional header row."""
 
     def __init__(self, swatch: Callable[[tuple], QIcon], parent: Any = None) -> None:
         super().__init__(parent)
         self._swatch = swatch
         self._icons: dict[tuple, QIcon] = {}  # rgb -> icon: a few dozen palette colours, drawn once each
-        self._rows: list[tuple[Any, str, tuple, str]] = []
+        self._rows: list[tuple[Any, str, tuple, str | None]] = []
         self._row_of: dict[Any, int] = {}
-        self._header: tuple[QIcon, str] | None = None
+        self._header: QIcon | None = None
         self.hidden: set = set()
         self._struck = QFont()
         self._struck.setStrikeOut(True)
 
     def set_rows(
-        self, rows: list[tuple[Any, str, tuple, str]], hidden: set | None = None, header: Any = None
+        self, rows: list[tuple[Any, str, tuple, str | None]], hidden: set | None = None, header: Any = None
     ) -> None:
         """Replace every row; header: (icon, text) of an unselectable first row, or None."""
-        self.beginResetModel()
-        self._header = header
+        self._header = None if header is None else header[0]
         self._rows = rows
         offset = 0 if header is None else 1
         self._row_of = {row[0]: i + offset for i, row in enumerate(rows)}
         self.hidden = set() if hidden is None else set(hidden)
-        self.endResetModel()
+        self.setStringList(([] if header is None else [header[1]]) + [row[1] for row in rows])
 
     def set_hidden(self, keys: set) -> None:
         """Grey out and strike through these keys' rows (a repaint, not a reset)."""
@@ -57,32 +59,26 @@ class SwatchListModel(QAbstractListModel):
         """The row showing this key (None: not listed)."""
         return self._row_of.get(key)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
-        if parent is not None and parent.isValid():
-            return 0
-        return len(self._rows) + (0 if self._header is None else 1)
-
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if self._header is not None and index.row() == 0:
             return Qt.ItemFlag.ItemIsEnabled  # shown at full contrast, never selected
-        return super().flags(index)
+        return ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         if not index.isValid():
             return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return super().data(index, role)
         position = index.row()
         if self._header is not None:
             if position == 0:
-                icon, text = self._header
-                return {Qt.ItemDataRole.DisplayRole: text, Qt.ItemDataRole.DecorationRole: icon}.get(role)
+                return self._header if role == Qt.ItemDataRole.DecorationRole else None
             position -= 1
         if position >= len(self._rows):
             return None
-        key, text, rgb, tooltip = self._rows[position]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return text
+        key, _text, rgb, tooltip = self._rows[position]
         if role == KeyRole:
             return key
         if role == Qt.ItemDataRole.DecorationRole:
