@@ -182,8 +182,10 @@ def _cluster_terms(
 
     share = sparse.csr_matrix((share, (cluster, leaf)), shape=(len(ids), m))
     mass = (share @ terms.leaf_words).tocsr()
-    row = np.repeat(np.arange(len(ids)), np.diff(mass.indptr))
-    order = np.lexsort((mass.indices, -mass.data, row))  # per cluster, the heaviest word first
+    mass.sort_indices()  # each cluster's words by id: equal weights then keep the lower id first
+    row = np.repeat(np.arange(len(ids)), np.diff(mass.indptr)).astype(np.min_scalar_type(len(ids)))
+    order = np.argsort(-mass.data, kind="stable")
+    order = order[np.argsort(row[order], kind="stable")]  # per cluster (a radix sort), heaviest word first
     order = order[mass.data[order] > 0]
     first = np.searchsorted(row[order], np.arange(len(ids) + 1))
     top = order[np.arange(len(order)) - first[row[order]] < TOP_TERMS]
