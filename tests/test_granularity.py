@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from tree_support import make_tree_session
 
@@ -154,3 +155,46 @@ def test_slider_stops_include_the_stored_levels_and_heights_map_back_to_counts()
 def test_a_fresh_window_clusters_with_the_tree_so_it_can_be_recut(window):
     fields = window.settings_panel.cluster_fields()
     assert fields["method"] == "tree" and fields["k"] is None
+
+
+def test_hundreds_of_groups_fill_the_legend_list_map_and_dendrogram_without_an_item_each(qtbot, settings):
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    qtbot.waitExposed(win)
+    session = make_tree_session(themes=5, kinds=6, per_kind=50)  # 1,500 images, hundreds of leaves
+    win.model.set_session(session)
+    win.central.setCurrentWidget(win.scatter)
+    show_dendrogram(win, qtbot)
+    finest = session.tree.n_leaves
+    assert finest > 300  # more than the dendrogram pictures: its leaves become dots
+    assert win.granularity.recut(finest)
+    ids = session.cluster_ids()
+    assert len(ids) == finest
+    legend = win.scatter.legend.model()
+    assert legend.rowCount() == finest
+    assert (
+        legend.index(finest - 1).data()
+        == f"{session.name_of(ids[-1])}  ({int(np.sum(session.labels == ids[-1])):,})"
+    )
+    item = win.scatter.item
+    assert len(item.palette) <= 51  # one sprite per palette colour, not per group
+    colours = map_colours(win)
+    for cid in ids[:: max(1, finest // 40)]:  # each group drawn in its own colour
+        assert np.all(colours[session.labels == cid] == colours[np.flatnonzero(session.labels == cid)[0]])
+    win.dendrogram.plot.grab()
+    assert win.dendrogram.leaves.last_drawn == finest
+    assert len(win.dendrogram.plot.scene().items()) < 40  # one item for all the leaves
+    listed = win.clusters.clusters.model()
+    assert listed.rowCount() < finest  # behind the dendrogram's tab the cluster list waited
+    win.docks["clusters"].raise_()
+    qtbot.waitUntil(lambda: listed.rowCount() == finest, timeout=3000)
+    sizes = [
+        int(np.sum(session.labels == listed.index(r).data(Qt.ItemDataRole.UserRole))) for r in range(finest)
+    ]
+    assert sizes == sorted(sizes, reverse=True)  # biggest first
+    assert win.clusters.images.rowCount() == np.sum(session.labels == win.clusters.current_cluster)
+    win.scatter.show_only(ids[0])  # hiding every group but one from the legend
+    assert item.visible.sum() == np.sum(session.labels == ids[0])
+    assert legend.index(1).data(Qt.ItemDataRole.FontRole).strikeOut()

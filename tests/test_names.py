@@ -67,3 +67,29 @@ def test_siblings_that_share_their_words_get_a_distinguishing_word_then_a_number
     # Not siblings (different parents): the same words are fine.
     apart = cluster_names(labels, terms, labels, ["a", "b", "c"], siblings={0: 0, 1: 1, 2: 2})
     assert apart[0] == apart[2] == "cup · espresso"
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_the_dense_table_and_the_sparse_product_name_clusters_alike(monkeypatch, edited):
+    """Up to a thousand clusters their words are summed in a dense table, beyond by a sparse product:
+    the same names either way, for a plain cut (each leaf in one cluster) and after hand edits."""
+    import imgclust_desktop.core.names as names_module
+
+    rng = np.random.default_rng(4)
+    m, vocabulary = 300, [f"word{i}" for i in range(40)]
+    ids = rng.integers(0, len(vocabulary), size=(m, 8)).astype(np.int32)
+    weight = np.sort(rng.random((m, 8)).astype(np.float32), axis=1)[:, ::-1].copy()
+    weight[:, -1] = 0  # a word with no weight is not one of the leaf's words
+    terms = LeafTerms(vocabulary, ids, weight)
+    leaf_of = rng.integers(0, m, size=3000)
+    labels = (leaf_of // 7).astype(np.int64)  # groups of whole leaves
+    if edited:
+        moved = rng.choice(len(labels), 200, replace=False)
+        labels[moved] = rng.integers(-1, labels.max() + 1, size=200)  # leaves split; some rows to noise
+    paths = [f"/p/f{i % 5}/{i}.jpg" for i in range(len(labels))]
+    dense = cluster_names(labels, terms, leaf_of, paths)
+    dense_folders = cluster_names(labels, None, None, paths)
+    monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
+    assert cluster_names(labels, terms, leaf_of, paths) == dense
+    assert cluster_names(labels, None, None, paths) == dense_folders
+    assert len(dense) == len(np.unique(labels[labels >= 0]))
