@@ -338,23 +338,31 @@ def medoids_of(features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[i
     block = 16384
     for start in range(0, len(rows), block):
         part = slice(start, start + block)
-        x = np.asarray(features[rows[part]], np.float32)
+        x = _feature_block(features, rows[part])
         inverse_norm[part] = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)
-        member = sparse.csr_matrix(
-            (inverse_norm[part], (slot[part], np.arange(len(x)))), shape=(len(wanted), len(x))
+        # one column per row, its one entry in its cluster's row: built as it stands, nothing to sort
+        member = sparse.csc_matrix(
+            (inverse_norm[part], slot[part], np.arange(len(x) + 1)), shape=(len(wanted), len(x))
         )
         sums += member @ x
     directions = sums.astype(np.float32)
     score = np.empty(len(rows), np.float32)
     for start in range(0, len(rows), block):
         part = slice(start, start + block)
-        x = np.asarray(features[rows[part]], np.float32)
+        x = _feature_block(features, rows[part])
         score[part] = np.einsum("ij,ij->i", x, directions[slot[part]]) * inverse_norm[part]
     best = np.full(len(wanted), -np.inf, np.float32)
     np.maximum.at(best, slot, score)
     top = np.flatnonzero(score == best[slot])  # every row at its cluster's best score, in row order
     found, first = np.unique(slot[top], return_index=True)  # the first of them per cluster
     return dict(zip(wanted[found].tolist(), rows[top[first]].tolist(), strict=True))
+
+
+def _feature_block(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float32 features of these (sorted) rows: a slice, not a gathered copy, when they follow each other."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return np.asarray(features[rows[0] : rows[-1] + 1], np.float32)
+    return np.asarray(features[rows], np.float32)
 
 
 def _rows(indices: Sequence[int]) -> np.ndarray:
