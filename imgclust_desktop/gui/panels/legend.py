@@ -20,7 +20,8 @@ ROW_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled  # not edit
 
 
 class SwatchListModel(QStringListModel):
-    """Rows of (key, text, rgb, tooltip); hidden keys are greyed and struck out; an optional header row."""
+    """Rows of (key, text, rgb, tooltip or None for the text); hidden keys are greyed and struck out; an
+    optional header row."""
 
     def __init__(self, swatch: Callable[[tuple], QIcon], parent: Any = None) -> None:
         super().__init__(parent)
@@ -78,7 +79,7 @@ class SwatchListModel(QStringListModel):
             position -= 1
         if position >= len(self._rows):
             return None
-        key, _text, rgb, tooltip = self._rows[position]
+        key, text, rgb, tooltip = self._rows[position]
         if role == KeyRole:
             return key
         if role == Qt.ItemDataRole.DecorationRole:
@@ -86,8 +87,8 @@ class SwatchListModel(QStringListModel):
             if icon is None:
                 icon = self._icons[rgb] = self._swatch(rgb)
             return icon
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip
+        if role == Qt.ItemDataRole.ToolTipRole:  # the whole text where a narrow list elides it
+            return text if tooltip is None else tooltip
         if role == Qt.ItemDataRole.FontRole:
             return self._struck if key in self.hidden else None
         if role == Qt.ItemDataRole.ForegroundRole:
