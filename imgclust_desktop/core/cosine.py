@@ -1,8 +1,9 @@
-"""Cosine similarity of many rows of the stored features to one of them, without a normalised copy.
+"""Cosines over the stored features without a normalised copy of them.
 
-The cluster grid orders a cluster by similarity to its medoid after every re-cut. At 100,000 images of
-1,280 numbers a normalised copy of a big cluster's rows is hundreds of MB; here the row norms are
-computed once per features array and the dot products read the rows in blocks (float16 memory maps too).
+The medoids of a re-cut and the cluster grid's order (by similarity to the medoid) read many rows. At
+100,000 images of 1,280 numbers a normalised copy of those rows is hundreds of MB; here the row norms are
+computed once per features array, and rows are read in blocks (float16 memory maps too), as slices where
+they follow each other.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import numpy as np
 
 BLOCK = 8192  # rows read at a time
 _NORMS: list = []  # [(weak reference to a features array, its row norms)]: the last array asked
+
+
+def feature_rows(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float32 features of these (sorted) rows: a slice, not a gathered copy, when they follow each other."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return np.asarray(features[rows[0] : rows[-1] + 1], np.float32)
+    return np.asarray(features[rows], np.float32)
 
 
 def row_norms(features: np.ndarray) -> np.ndarray:
@@ -38,8 +46,6 @@ def cosine_to(features: np.ndarray, rows: np.ndarray, row: int) -> np.ndarray:
     else:
         dots = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), BLOCK):
-            dots[start : start + BLOCK] = (
-                np.asarray(features[rows[start : start + BLOCK]], np.float32) @ target
-            )
+            dots[start : start + BLOCK] = feature_rows(features, rows[start : start + BLOCK]) @ target
     norms = row_norms(features)
     return dots / np.maximum(norms[rows] * norms[row], 1e-12)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write as _atomic_write
+from .cosine import feature_rows, row_norms
 from .labels import label_counts, slots
 from .names import LeafTerms
 from .sources import Skipped
@@ -333,13 +334,12 @@ def medoids_of(features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[i
 
     # Cosines without a normalised copy of the features: the sums weight each row by 1 / its norm, the
     # scores divide by it.
-    inverse_norm = np.empty(len(rows), np.float32)
+    inverse_norm = 1.0 / np.maximum(row_norms(features)[rows], 1e-12)
     sums = np.zeros((len(wanted), features.shape[1]), np.float64)
     block = 16384
     for start in range(0, len(rows), block):
         part = slice(start, start + block)
-        x = _feature_block(features, rows[part])
-        inverse_norm[part] = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)
+        x = feature_rows(features, rows[part])
         # one column per row, its one entry in its cluster's row: built as it stands, nothing to sort
         member = sparse.csc_matrix(
             (inverse_norm[part], slot[part], np.arange(len(x) + 1)), shape=(len(wanted), len(x))
@@ -349,20 +349,13 @@ def medoids_of(features: np.ndarray, labels: np.ndarray, cluster_ids: Sequence[i
     score = np.empty(len(rows), np.float32)
     for start in range(0, len(rows), block):
         part = slice(start, start + block)
-        x = _feature_block(features, rows[part])
+        x = feature_rows(features, rows[part])
         score[part] = np.einsum("ij,ij->i", x, directions[slot[part]]) * inverse_norm[part]
     best = np.full(len(wanted), -np.inf, np.float32)
     np.maximum.at(best, slot, score)
     top = np.flatnonzero(score == best[slot])  # every row at its cluster's best score, in row order
     found, first = np.unique(slot[top], return_index=True)  # the first of them per cluster
     return dict(zip(wanted[found].tolist(), rows[top[first]].tolist(), strict=True))
-
-
-def _feature_block(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """float32 features of these (sorted) rows: a slice, not a gathered copy, when they follow each other."""
-    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
-        return np.asarray(features[rows[0] : rows[-1] + 1], np.float32)
-    return np.asarray(features[rows], np.float32)
 
 
 def _rows(indices: Sequence[int]) -> np.ndarray:
