@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from imgclust_desktop.core.cosine import cosine_to
+from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
 from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
@@ -46,6 +47,7 @@ SORT_MODES = {"typicality": "Most typical first", "outlier": "Most unusual first
 IndexRole = Qt.ItemDataRole.UserRole + 1
 MedoidRole = Qt.ItemDataRole.UserRole + 2
 ExcludedRole = Qt.ItemDataRole.UserRole + 3
+IMAGE_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tuple[np.ndarray, int | None]:
@@ -115,6 +117,10 @@ class ClusterImagesModel(QStringListModel):
         found = np.full(len(indices), -1, dtype=np.int64)
         found[inside] = self._position[indices[inside]]
         return [None if p < 0 else p for p in found.tolist()]
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        """Selectable images, not editable or droppable strings (a double-click opens the image)."""
+        return IMAGE_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.rows):
@@ -230,9 +236,6 @@ class ClusterGridPanel(QWidget):
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.grid.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.grid.setItemDelegate(ThumbnailDelegate(self.grid))
-        self.grid.setEditTriggers(
-            QAbstractItemView.EditTrigger.NoEditTriggers
-        )  # a double-click opens the image
         self.grid.setModel(self.images)
         self.grid.selectionModel().selectionChanged.connect(self._grid_selection_changed)
         self.grid.doubleClicked.connect(lambda index: self.imageActivated.emit(int(index.data(IndexRole))))
@@ -316,16 +319,16 @@ class ClusterGridPanel(QWidget):
         if session is None:
             return []
         labels = np.asarray(session.labels)
-        noise = int(np.sum(labels < 0))
-        counts = np.bincount(labels[labels >= 0]) if noise < len(labels) else np.zeros(0, dtype=np.int64)
-        ids = np.flatnonzero(counts)
-        order = ids[np.lexsort((ids, -counts[ids]))]
-        rgb = [tuple(c) for c in colors.labels_rgb(order).reshape(-1, 3).tolist()]
+        ids, counts = label_counts(labels)
+        biggest_first = np.lexsort((ids, -counts))
+        ids, counts = ids[biggest_first], counts[biggest_first]
+        rgb = [tuple(c) for c in colors.labels_rgb(ids).reshape(-1, 3).tolist()]
         info = getattr(session, "clusters", {})
         entries = []
-        for cid, count, colour in zip(order.tolist(), counts[order].tolist(), rgb, strict=True):
+        for cid, count, colour in zip(ids.tolist(), counts.tolist(), rgb, strict=True):
             excluded = " — excluded" if getattr(info.get(cid), "excluded", False) else ""
             entries.append((cid, f"{_cluster_name(session, cid)}  ({count:,}){excluded}", colour, None))
+        noise = int(np.sum(labels < 0))
         if noise:
             entries.append((-1, f"Noise  ({noise:,})", tuple(colors.NOISE_RGB.tolist()), None))
         return entries
