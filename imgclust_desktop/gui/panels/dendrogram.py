@@ -49,17 +49,18 @@ def branch_segments(linkage: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[
     return xs, ys
 
 
-def leaves_under(linkage: np.ndarray, node: int) -> list[int]:
-    """The leaves (linkage leaf numbers) under one node."""
+def subtree(linkage: np.ndarray, node: int) -> tuple[list[int], list[int]]:
+    """The leaves (linkage leaf numbers) and the merges (linkage rows) under one node."""
     n_leaves = len(linkage) + 1
-    leaves, stack = [], [int(node)]
+    leaves, merges, stack = [], [], [int(node)]
     while stack:
         top = stack.pop()
         if top < n_leaves:
             leaves.append(top)
         else:
+            merges.append(top - n_leaves)
             stack += [int(linkage[top - n_leaves, 1]), int(linkage[top - n_leaves, 0])]
-    return leaves
+    return leaves, merges
 
 
 def count_at(linkage: np.ndarray, height: float) -> int:
@@ -271,7 +272,7 @@ class DendrogramPanel(QWidget):
 
     def select_node(self, node: int, mode: str = "replace") -> np.ndarray:
         """Select the images of every cluster under a tree node; returns the rows."""
-        ids = [self.cluster_ids[leaf] for leaf in leaves_under(self.linkage, node)]
+        ids = [self.cluster_ids[leaf] for leaf in subtree(self.linkage, node)[0]]
         rows = np.flatnonzero(np.isin(np.asarray(self.model.session.labels), ids))
         self.model.select(rows, mode)
         self._show_chosen(node)
@@ -282,19 +283,8 @@ class DendrogramPanel(QWidget):
         if node is None or node < len(self.cluster_ids):
             self.chosen.setData([], [])
             return
-        n_leaves = len(self.cluster_ids)
-        segments, stack = [], [node]
-        while stack:
-            j = stack.pop() - n_leaves
-            if j < 0:
-                continue
-            a, b, height = int(self.linkage[j, 0]), int(self.linkage[j, 1]), self.linkage[j, 2]
-            for child in (a, b):
-                segments += [(self._x[child], self._y[child]), (self._x[child], height)]
-                stack.append(child)
-            segments += [(self._x[a], height), (self._x[b], height)]
-        segments = np.asarray(segments)
-        self.chosen.setData(segments[:, 0], segments[:, 1])
+        merges = subtree(self.linkage, node)[1]
+        self.chosen.setData(*branch_segments(self.linkage[merges], self._x, self._y))
 
     def _clicked(self, ev: Any) -> None:
         if self.linkage is None or not self.view.sceneBoundingRect().contains(ev.scenePos()):
@@ -337,13 +327,8 @@ class LeavesItem(pg.GraphicsObject):
         self, session: Any, cluster_ids: list[int], x: np.ndarray, band: float, provider: Any
     ) -> None:
         """The leaves to draw: their clusters, in display order at these x positions, in a band of pixels."""
-        self.session, self.cluster_ids, self.x, self.band, self.provider = (
-            session,
-            cluster_ids,
-            x,
-            band,
-            provider,
-        )
+        self.session, self.cluster_ids, self.x = session, cluster_ids, x
+        self.band, self.provider = band, provider
         clusters = getattr(session, "clusters", {}) if session is not None else {}
         self.medoids = {
             cid: int(clusters[cid].medoid_index)
@@ -424,20 +409,13 @@ class LeavesItem(pg.GraphicsObject):
         self.setToolTip(_cluster_name(self.session, self.cluster_ids[int(leaf[0])]) if len(leaf) else "")
 
 
-def leaf_width(spacing: float) -> int:
-    """Pixels one leaf's picture and name take across."""
-    if spacing >= _WIDE_LEAF_PX:
-        return int(min(spacing - 6, 150))
-    return int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
-
-
 def draw_leaf(
     painter: QPainter, top: QPointF, image: QImage | None, text: str, spacing: float, band: float, rgb: tuple
 ) -> None:
     """One leaf's label, centred under `top`: the medoid thumbnail in a cluster-coloured frame, then the
     name written downwards (across, wrapped, when the leaves are wide apart)."""
     wide = spacing >= _WIDE_LEAF_PX
-    width = leaf_width(spacing)
+    width = int(min(spacing - 6, 150)) if wide else int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
     painter.save()
     painter.translate(top.x() - width / 2, top.y())
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
