@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.map_tools import selection_mode
+from imgclust_desktop.gui.panels.point_cloud import ViewSizedItem
 from imgclust_desktop.gui.thumbs import follow_provider
 
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
@@ -306,7 +307,7 @@ class DendrogramPanel(QWidget):
             self._show_chosen(None)
 
 
-class LeavesItem(pg.GraphicsObject):
+class LeavesItem(ViewSizedItem):
     """Every leaf of the drawn tree in one item: under each leaf (in pixels, whatever the zoom) the
     cluster's medoid thumbnail in its colour and its name with its size, or a dot when they are many."""
 
@@ -319,7 +320,6 @@ class LeavesItem(pg.GraphicsObject):
         self.provider: Any = None
         self.medoids: dict[int, int] = {}  # cluster id -> medoid row
         self.sizes = np.zeros(0, dtype=np.int64)
-        self._bounds: QRectF | None = None
         self._dots: dict[tuple, QPixmap] = {}
         self.last_drawn = 0  # leaves the last paint drew (tests and benchmarks)
 
@@ -338,24 +338,6 @@ class LeavesItem(pg.GraphicsObject):
         labels = np.asarray(session.labels) if session is not None else np.zeros(0, dtype=np.int64)
         self.sizes = np.bincount(labels[labels >= 0], minlength=max(cluster_ids, default=0) + 1)
         self.update()
-
-    def boundingRect(self) -> QRectF:
-        # the leaves have a size in pixels, not data units: the item claims the visible view (added with
-        # ignoreBounds, so it never widens the range)
-        if self._bounds is None:
-            rect = self.viewRect()
-            self._bounds = QRectF() if rect is None else QRectF(rect)
-        return self._bounds
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewRangeChanged()
-
-    def viewTransformChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewTransformChanged()
 
     def paint(self, painter: QPainter, *args: Any) -> None:
         self.last_drawn = 0

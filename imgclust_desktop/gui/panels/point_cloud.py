@@ -99,7 +99,32 @@ def _ray_cast(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
-class PointCloudItem(pg.GraphicsObject):
+class ViewSizedItem(pg.GraphicsObject):
+    """An item that draws in pixels, not data units (dots, thumbnails, labels): it claims the visible view
+    as its bounds and is added with ignoreBounds, so it never widens the range."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bounds: QRectF | None = None
+
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            rect = self.viewRect()
+            self._bounds = QRectF() if rect is None else QRectF(rect)
+        return self._bounds
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewRangeChanged()
+
+    def viewTransformChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewTransformChanged()
+
+
+class PointCloudItem(ViewSizedItem):
     """Draws n points from prepared arrays with one drawPixmapFragments call, thumbnails when zoomed in."""
 
     def __init__(self, dot_px: int = 8) -> None:
@@ -120,7 +145,6 @@ class PointCloudItem(pg.GraphicsObject):
         self._atlas: QPixmap | None = None
         self._sprite = dot_px + 4
         self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
-        self._bounds: QRectF | None = None
         self.last_drawn_points = 0  # how many dots the last paint drew (tests and benchmarks)
         self.raster_above = RASTER_ABOVE
         self.last_drawn_raster = False  # the last paint drew the colour raster instead of dots
@@ -202,25 +226,7 @@ class PointCloudItem(pg.GraphicsObject):
         painter.end()
         return QPixmap.fromImage(image)
 
-    # -- geometry -----------------------------------------------------------------------------------------
-    def boundingRect(self) -> QRectF:
-        # dots and thumbnails have a size in pixels, not data units, so the item claims the visible view;
-        # it is added with ignoreBounds and fit_all works from the data bounds instead
-        if self._bounds is None:
-            rect = self.viewRect()
-            self._bounds = QRectF() if rect is None else QRectF(rect)
-        return self._bounds
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewRangeChanged()
-
-    def viewTransformChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewTransformChanged()
-
+    # -- geometry (the bounds are the visible view: fit_all works from the data bounds instead) --------------
     def data_bounds(self, indices: np.ndarray | None = None) -> QRectF | None:
         """Data rectangle around the given (default: visible) points."""
         idx = np.flatnonzero(self.visible) if indices is None else np.asarray(indices)
