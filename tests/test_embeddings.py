@@ -131,3 +131,41 @@ def test_cli_exit_2_for_bad_embeddings_and_for_mixing_them_with_folders(tmp_path
     assert result.returncode == 2 and "not both" in result.stderr
     result = cli("cluster", "--out", tmp_path / "s")
     assert result.returncode == 2 and "--features" in result.stderr
+
+
+def test_a_pass_over_memory_mapped_features_leaves_them_out_of_the_resident_set(tmp_path):
+    # A chunked pass (the PCA of a big --features file) releases each chunk's pages: afterwards the map
+    # holds few resident pages, where reading it whole leaves every page resident.
+    import mmap
+
+    import pytest
+
+    from imgclust_desktop.core.reduce import reduce_chunked
+
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        pytest.skip("no madvise on this platform")
+    path = tmp_path / "f.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(40_000, 256)).astype(np.float32))  # 41 MB
+
+    def resident_kb() -> int:
+        """Resident kB of this process's mappings of the file (/proc/self/smaps)."""
+        import re
+
+        total, inside = 0, False
+        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+            for line in smaps:
+                if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's header line
+                    inside = line.rstrip().endswith(str(path))
+                elif inside and line.startswith("Rss:"):
+                    total += int(line.split()[1])
+        return total
+
+    if not Path("/proc/self/smaps").exists():
+        pytest.skip("no /proc/self/smaps")
+    whole = np.load(path, mmap_mode="r")
+    float(np.asarray(whole).sum())
+    assert resident_kb() > 30_000
+    del whole
+    features = np.load(path, mmap_mode="r")
+    reduce_chunked(features, n_components=10, chunk=4096)
+    assert resident_kb() < 5_000

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .cluster import ClusterParams
+from .mapped import release
 from .progress import CancelFlag, Progress, ProgressCallback, check_cancel, never_cancelled, no_progress
 from .session import Session
 
@@ -89,6 +90,7 @@ def non_finite_rows(features: np.ndarray, limit: int = 5) -> tuple[int, list[int
     count, first = 0, []
     for start in range(0, len(features), FINITE_CHUNK):
         bad = ~np.isfinite(features[start : start + FINITE_CHUNK]).all(axis=1)
+        release(features)
         if bad.any():
             rows = np.flatnonzero(bad) + start
             count += len(rows)

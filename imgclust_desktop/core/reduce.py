@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mapped import release
+
 # Above this many feature values (256 MiB as float32) the PCA runs in row chunks over the (possibly
 # memory-mapped float16) features: no n x dim float32 copy, whose 5 GB at 1M x 1280 alone breaks 8 GB.
 CHUNKED_ABOVE = 64 * 1024 * 1024
@@ -145,7 +147,8 @@ def reduce_chunked(
     n, dim = features.shape
 
     def rows(start: int) -> np.ndarray:
-        block = np.asarray(features[start : start + chunk], dtype=np.float32)
+        block = np.array(features[start : start + chunk], dtype=np.float32)
+        release(features)  # a memory-mapped file's pages leave the resident set chunk by chunk
         return l2_normalise(np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0))
 
     total = np.zeros(dim, np.float64)

@@ -36,6 +36,7 @@ from .atomic import atomic_write as _atomic_write
 from .atomic import atomic_write_bytes
 from .cosine import cosine_to, feature_rows, row_norms
 from .labels import label_counts, slots
+from .mapped import release
 from .names import LeafTerms
 from .row_cache import HierarchyPart, Rows
 from .session_tables import (
@@ -510,6 +511,7 @@ def _write_npy(f, features: np.ndarray, dtype: np.dtype, chunk: int = 65536) -> 
         np.lib.format.write_array_header_2_0(f, header)
     for start in range(0, len(features), chunk):
         f.write(np.ascontiguousarray(features[start : start + chunk], dtype=dtype).tobytes())
+        release(features)
 
 
 def _features_fit(path: Path, shape: tuple) -> bool:
