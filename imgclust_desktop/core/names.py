@@ -165,8 +165,9 @@ def _cluster_terms(
     keys, where = np.unique(words, return_inverse=True)  # (cluster, word) pairs, by cluster then word id
     mass = np.bincount(where.ravel(), weights=weights)
     keys, mass = keys[mass > 0], mass[mass > 0]
-    key_cluster, key_word = keys // vocab, keys % vocab
-    order = np.lexsort((key_word, -mass, key_cluster))  # by cluster, then heaviest word first
+    key_cluster, key_word = (keys // vocab).astype(np.min_scalar_type(len(ids))), keys % vocab
+    order = np.argsort(-mass, kind="stable")  # equal weights keep the word order: the lower id first
+    order = order[np.argsort(key_cluster[order], kind="stable")]  # per cluster (a radix sort), heaviest first
     first = np.searchsorted(key_cluster[order], np.arange(len(ids) + 1))
     top = order[np.arange(len(order)) - first[key_cluster[order]] < TOP_TERMS]
     bounds = np.searchsorted(key_cluster[top], np.arange(len(ids) + 1)).tolist()
