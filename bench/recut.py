@@ -1,11 +1,17 @@
 """How long a re-cut of the cluster tree takes at 100k images: the core plan + apply, and the window's path.
 
-    python bench/recut.py [--n 100000] [--groups 60] [--tree-cache FILE.npz]
+    python bench/recut.py [--n 100000] [--groups 60] [--tree-cache FILE.npz] [--dim 16] [--names terms]
+                          [--repeat 3]
 
 Builds a synthetic session (random blobs, a real ClusterTree from core/tree.build_tree, --k N to skip
-scoring the levels; the tree is kept in --tree-cache so a rerun skips the build), then times, per target level: plan_recut + apply_recut on the
-session alone, and MainWindow.granularity.recut(k) with the views notified and the event queue drained
-(repaint included; offscreen). Wall and CPU time are printed: on a loaded machine the CPU time is the
+scoring the levels; the tree is kept in --tree-cache so a rerun skips the build), then times, per target
+level (the coarsest, the default, ~300, ~2,000, and back to the default): plan_recut + apply_recut on the
+session alone, and MainWindow.granularity.recut(k) with the views notified and the event loop run until
+idle (the repaint of the map, legend, grid and dendrogram included; offscreen). The window is timed with
+the Clusters tab in front (as it opens) and with the Dendrogram tab in front, --repeat times each on a
+fresh session (medians printed). --dim sets the width of the stored features (the medoids read them; the
+default model's are 1280 wide); --names terms gives every leaf words as the default model does (folders:
+names from parent folders). Wall and CPU time are printed: on a loaded machine the CPU time is the
 steadier figure. Target: the window's re-cut under 100 ms at 100k images.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -52,28 +59,81 @@ def load_or_build_tree(points: np.ndarray, cache: Path | None, k: int | None = N
     return tree
 
 
-def make_session(points: np.ndarray, tree):
+def wide_features(points: np.ndarray, dim: int, seed: int = 1) -> np.ndarray:
+    """The points seen through a random projection to `dim` columns (the stored features' width)."""
+    if dim == points.shape[1]:
+        return points
+    rng = np.random.default_rng(seed)
+    return (points @ rng.normal(0, 1, size=(points.shape[1], dim)).astype(np.float32)).astype(np.float32)
+
+
+def synthetic_terms(tree, words: int = 1000, seed: int = 2):
+    """Leaf words as names.leaf_terms gives them: a leaf's top words, more alike under one branch."""
+    from imgclust_desktop.core.names import TOP_TERMS, LeafTerms
+
+    rng = np.random.default_rng(seed)
+    m = tree.n_leaves
+    group = tree.leaf_labels(min(40, m))  # leaves of one of 40 broad groups share most of their words
+    base = rng.integers(0, words, size=(int(group.max()) + 1, TOP_TERMS))[group]
+    mixed = np.where(rng.random((m, TOP_TERMS)) < 0.7, base, rng.integers(0, words, size=(m, TOP_TERMS)))
+    weight = np.sort(rng.random((m, TOP_TERMS)).astype(np.float32), axis=1)[:, ::-1] * 4
+    return LeafTerms([f"word{i}" for i in range(words)], mixed.astype(np.int32), np.ascontiguousarray(weight))
+
+
+def make_session(points: np.ndarray, tree, features: np.ndarray | None = None, terms=None):
+    """A session at the tree's default level, with a tree object of its own: nothing cached per tree node
+    (medoids, cuts) carries over from an earlier session, so every level is a first visit again."""
     from imgclust_desktop.core.recut import apply_auto_names
     from imgclust_desktop.core.session import ClusterInfo, Session
+    from imgclust_desktop.core.tree import ClusterTree
 
+    tree = ClusterTree(
+        leaf_of=tree.leaf_of, linkage=tree.linkage, default_k=tree.default_k, levels=tree.levels
+    )
     k = tree.default_k
     nodes = tree.node_of_clusters(k)
     session = Session(
         paths=[f"/photos/g{i % 97:02d}/img_{i:06d}.jpg" for i in range(len(points))],
-        features=points,
+        features=points if features is None else features,
         coords=points[:, :2].copy(),
         labels=tree.cut(k),
         clusters={c: ClusterInfo(c, f"Cluster {c}", node=int(nodes[c])) for c in range(k)},
         tree=tree,
         level=k,
+        leaf_terms=terms,
     )
     session._refresh_medoids(session.clusters)
-    apply_auto_names(session, None, tree.leaf_of)
+    apply_auto_names(session, terms, tree.leaf_of)
     return session
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
+
+
+def count_paints(item) -> list[int]:
+    """[number of times item.paint has run]: the bench checks the map is repainted within its timing."""
+    painted = [0]
+    paint = item.paint
+
+    def counted(*args):
+        painted[0] += 1
+        return paint(*args)
+
+    item.paint = counted
+    return painted
+
+
+def drain(app) -> None:
+    """Run the event loop until it is idle: layouts done in batches and the repaints they post (a paint
+    posts further work; one processEvents call leaves it for the next)."""
+    quiet = 0
+    for _ in range(50):
+        start = time.perf_counter()
+        app.processEvents()
+        quiet = quiet + 1 if time.perf_counter() - start < 0.002 else 0
+        if quiet == 2:
+            return
 
 
 def main() -> None:
@@ -82,17 +142,24 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=60)
     parser.add_argument("--tree-cache", type=Path, default=None)
     parser.add_argument("--k", type=int, default=None, help="the default level (skips scoring levels)")
+    parser.add_argument("--dim", type=int, default=16, help="width of the stored features (16: the points)")
+    parser.add_argument("--names", choices=("folders", "terms"), default="folders")
+    parser.add_argument("--repeat", type=int, default=1, help="window passes per tab (medians printed)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imgclust_desktop.core.recut import apply_recut, plan_recut
 
     points = blobs(args.n, args.groups)
     tree = load_or_build_tree(points, args.tree_cache, args.k)
-    targets = sorted({tree.levels[0], tree.default_k, tree.finer(tree.default_k), min(2000, tree.n_leaves)})
+    near_300 = min(tree.levels, key=lambda v: abs(v - 300))
+    targets = sorted({tree.levels[0], tree.default_k, near_300, min(2000, tree.n_leaves)})
+    features = wide_features(points, args.dim)
+    terms = synthetic_terms(tree) if args.names == "terms" else None
     print(f"{args.n:,} images, {tree.n_leaves:,} leaves, default {tree.default_k}, levels {tree.levels}")
+    print(f"features {features.shape[1]} wide, names from {args.names}")
     print(f"load average: {os.getloadavg()}")
 
-    session = make_session(points, tree)
+    session = make_session(points, tree, features, terms)
     print("core: plan_recut + apply_recut")
     for k in [*targets, tree.default_k]:
         c0, t0 = time.process_time(), time.perf_counter()
@@ -115,22 +182,41 @@ def main() -> None:
     )
     window.resize(1400, 900)
     window.show()
-    window.model.set_session(make_session(points, tree))
-    app.processEvents()
-    print("window: granularity.recut(k) + views notified + event queue drained (repaint)")
-    for k in [*targets, tree.default_k]:
-        c0, t0 = time.process_time(), time.perf_counter()
-        window.granularity.recut(k)
-        t1 = time.perf_counter()
-        app.processEvents()
-        t2, c2 = time.perf_counter(), time.process_time()
+    window.central.setCurrentWidget(window.scatter)  # the map, as after a run (not the empty state)
+    map_paints = count_paints(window.scatter.item)
+    steps = [*targets, tree.default_k]
+    for tab in ("clusters", "dendrogram"):
+        window.docks[tab].raise_()
+        timings: list[list[tuple[float, ...]]] = [[] for _ in [*steps, "undo"]]
+        for _ in range(args.repeat):
+            window.model.set_session(make_session(points, tree, features, terms))  # first visits again
+            drain(app)
+            for step, k in enumerate(steps):
+                painted = map_paints[0]
+                c0, t0 = time.process_time(), time.perf_counter()
+                window.granularity.recut(k)
+                t1 = time.perf_counter()
+                drain(app)
+                t2, c2 = time.perf_counter(), time.process_time()
+                assert map_paints[0] > painted, "the map was not repainted"
+                timings[step].append((t1 - t0, t2 - t1, t2 - t0, c2 - c0))
+            c0, t0 = time.process_time(), time.perf_counter()
+            window.model.undo_stack.undo()
+            drain(app)
+            timings[-1].append((0.0, 0.0, time.perf_counter() - t0, time.process_time() - c0))
         print(
-            f"  k={k:5d}: recut+notify {ms(t1 - t0)}  repaint {ms(t2 - t1)}  total {ms(t2 - t0)}  (CPU {ms(c2 - c0)})"
+            f"window, {tab} tab in front: granularity.recut(k) + views notified + event loop until idle"
+            + (f" (median of {args.repeat} fresh sessions)" if args.repeat > 1 else "")
         )
-    c0, t0 = time.process_time(), time.perf_counter()
-    window.model.undo_stack.undo()
-    app.processEvents()
-    print(f"  undo: {ms(time.perf_counter() - t0)}  (CPU {ms(time.process_time() - c0)})")
+        for k, runs in zip([*steps, "undo"], timings, strict=True):
+            notify, repaint, total, cpu = (statistics.median(column) for column in zip(*runs, strict=True))
+            if k == "undo":
+                print(f"  undo:   {ms(total)}  (CPU {ms(cpu)})")
+            else:
+                print(
+                    f"  k={k:5d}: recut+notify {ms(notify)}  repaint {ms(repaint)}  total {ms(total)}"
+                    f"  (CPU {ms(cpu)})"
+                )
     print(f"load average: {os.getloadavg()}")
     window.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from tree_support import make_tree_session
 
@@ -22,8 +23,8 @@ def window(qtbot, settings):
 
 
 def legend_names(win: MainWindow) -> list[str]:
-    legend = win.scatter.legend
-    return [legend.item(i).text() for i in range(legend.count())]
+    legend = win.scatter.legend.model()
+    return [legend.index(i).data() for i in range(legend.rowCount())]
 
 
 def map_colours(win: MainWindow) -> np.ndarray:
@@ -47,7 +48,11 @@ def test_the_slider_recuts_and_legend_map_grid_and_dendrogram_follow(window, qtb
     assert len(np.unique(colours, axis=0)) == coarse  # the map is recoloured: one colour per group
     for cid in session.cluster_ids():  # and every point of a group has that group's colour
         assert len(np.unique(colours[session.labels == cid], axis=0)) == 1
-    assert window.dendrogram.cut_count == coarse and len(window.dendrogram.cluster_ids) == coarse
+    # the dendrogram waits behind the cluster grid's tab; brought to the front, it shows the new level
+    assert window.dendrogram.cut_count != coarse
+    window.docks["dendrogram"].raise_()
+    qtbot.waitUntil(lambda: window.dendrogram.cut_count == coarse, timeout=3000)
+    assert len(window.dendrogram.cluster_ids) == coarse
     assert window.model.undo_stack.count() == 1
     assert all(session.name_of(c) in " ".join(legend_names(window)) for c in session.cluster_ids())
 
@@ -98,7 +103,13 @@ def test_declining_the_warning_leaves_everything_as_it_was(window, monkeypatch):
     assert window.granularity.control.count.value() == len(session.cluster_ids())
 
 
-def test_show_sub_groups_from_the_context_menu_and_collapse_back(window):
+def show_dendrogram(win: MainWindow, qtbot) -> None:
+    win.docks["dendrogram"].raise_()
+    qtbot.waitUntil(lambda: win.dendrogram.linkage is not None, timeout=3000)
+
+
+def test_show_sub_groups_from_the_context_menu_and_collapse_back(window, qtbot):
+    show_dendrogram(window, qtbot)
     session = window.model.session
     window.granularity.recut(session.tree.levels[0])
     before = session.labels.copy()
@@ -121,7 +132,8 @@ def test_show_sub_groups_from_the_context_menu_and_collapse_back(window):
     assert session.level == session.tree.default_k
 
 
-def test_the_dendrogram_line_recuts_both_ways(window):
+def test_the_dendrogram_line_recuts_both_ways(window, qtbot):
+    show_dendrogram(window, qtbot)
     session = window.model.session
     tree = session.tree
     default = tree.default_k
@@ -143,3 +155,46 @@ def test_slider_stops_include_the_stored_levels_and_heights_map_back_to_counts()
 def test_a_fresh_window_clusters_with_the_tree_so_it_can_be_recut(window):
     fields = window.settings_panel.cluster_fields()
     assert fields["method"] == "tree" and fields["k"] is None
+
+
+def test_hundreds_of_groups_fill_the_legend_list_map_and_dendrogram_without_an_item_each(qtbot, settings):
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    qtbot.waitExposed(win)
+    session = make_tree_session(themes=5, kinds=6, per_kind=50)  # 1,500 images, hundreds of leaves
+    win.model.set_session(session)
+    win.central.setCurrentWidget(win.scatter)
+    show_dendrogram(win, qtbot)
+    finest = session.tree.n_leaves
+    assert finest > 300  # more than the dendrogram pictures: its leaves become dots
+    assert win.granularity.recut(finest)
+    ids = session.cluster_ids()
+    assert len(ids) == finest
+    legend = win.scatter.legend.model()
+    assert legend.rowCount() == finest
+    assert (
+        legend.index(finest - 1).data()
+        == f"{session.name_of(ids[-1])}  ({int(np.sum(session.labels == ids[-1])):,})"
+    )
+    item = win.scatter.item
+    assert len(item.palette) <= 51  # one sprite per palette colour, not per group
+    colours = map_colours(win)
+    for cid in ids[:: max(1, finest // 40)]:  # each group drawn in its own colour
+        assert np.all(colours[session.labels == cid] == colours[np.flatnonzero(session.labels == cid)[0]])
+    win.dendrogram.plot.grab()
+    assert win.dendrogram.leaves.last_drawn == finest
+    assert len(win.dendrogram.plot.scene().items()) < 40  # one item for all the leaves
+    listed = win.clusters.clusters.model()
+    assert listed.rowCount() < finest  # behind the dendrogram's tab the cluster list waited
+    win.docks["clusters"].raise_()
+    qtbot.waitUntil(lambda: listed.rowCount() == finest, timeout=3000)
+    sizes = [
+        int(np.sum(session.labels == listed.index(r).data(Qt.ItemDataRole.UserRole))) for r in range(finest)
+    ]
+    assert sizes == sorted(sizes, reverse=True)  # biggest first
+    assert win.clusters.images.rowCount() == np.sum(session.labels == win.clusters.current_cluster)
+    win.scatter.show_only(ids[0])  # hiding every group but one from the legend
+    assert item.visible.sum() == np.sum(session.labels == ids[0])
+    assert legend.index(1).data(Qt.ItemDataRole.FontRole).strikeOut()

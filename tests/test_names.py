@@ -69,20 +69,55 @@ def test_siblings_that_share_their_words_get_a_distinguishing_word_then_a_number
     assert apart[0] == apart[2] == "cup · espresso"
 
 
-def test_a_leaf_split_between_clusters_gives_each_its_share_of_the_leafs_words():
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_leaf_split_between_clusters_gives_each_its_share_of_the_leafs_words(monkeypatch, dense):
+    import imgclust_desktop.core.names as names_module
+    from imgclust_desktop.core.names import _cluster_terms
+
+    if not dense:
+        monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
     vocabulary = ["apple", "banana", "cherry"]
     ids = np.array([[0, 1], [2, 0]], np.int32)  # leaf 0: apple 4, banana 2; leaf 1: cherry 6, apple 1
     weight = np.array([[4, 2], [6, 1]], np.float32)
     leaf_of = np.array([0, 0, 0, 0, 1, 1])
     labels = np.array([0, 0, 0, 1, 1, 1])  # cluster 1 has a quarter of leaf 0 and all of leaf 1
     terms = LeafTerms(vocabulary, ids, weight)
-    from imgclust_desktop.core.names import _cluster_terms
-
     assert _cluster_terms(labels, [0, 1], terms, leaf_of) == [
-        [(0, 3.0), (1, 1.5)],
-        [(2, 6.0), (0, 2.0), (1, 0.5)],
+        ([0, 1], [3.0, 1.5]),
+        ([2, 0, 1], [6.0, 2.0, 0.5]),
     ]
     names = cluster_names(labels, terms, leaf_of, ["a"] * 6)
     assert names == {0: "apple · banana", 1: "cherry"}  # banana has half of apple's weight; apple not
     tied = LeafTerms(vocabulary, np.array([[2, 1], [2, 1]], np.int32), np.ones((2, 2), np.float32))
-    assert _cluster_terms(labels, [0, 1], tied, leaf_of)[0] == [(1, 0.75), (2, 0.75)]  # a tie: lower id first
+    assert _cluster_terms(labels, [0, 1], tied, leaf_of)[0] == ([1, 2], [0.75, 0.75])  # a tie: lower id first
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_the_dense_table_and_the_grouped_sums_name_clusters_alike(monkeypatch, edited):
+    """Up to a thousand clusters their words are summed in a dense table, beyond by grouped sums over
+    (cluster, word) pairs: the same words and names either way, for a plain cut (each leaf in one cluster)
+    and after hand edits."""
+    import imgclust_desktop.core.names as names_module
+    from imgclust_desktop.core.names import _cluster_terms
+
+    rng = np.random.default_rng(4)
+    m, vocabulary = 300, [f"word{i}" for i in range(40)]
+    ids = rng.integers(0, len(vocabulary), size=(m, 8)).astype(np.int32)
+    weight = np.sort(rng.random((m, 8)).astype(np.float32), axis=1)[:, ::-1].copy()
+    weight[:, -1] = 0  # a word with no weight is not one of the leaf's words
+    terms = LeafTerms(vocabulary, ids, weight)
+    leaf_of = rng.integers(0, m, size=3000)
+    labels = (leaf_of // 7).astype(np.int64)  # groups of whole leaves
+    if edited:
+        moved = rng.choice(len(labels), 200, replace=False)
+        labels[moved] = rng.integers(-1, labels.max() + 1, size=200)  # leaves split; some rows to noise
+    paths = [f"/p/f{i % 5}/{i}.jpg" for i in range(len(labels))]
+    cluster_ids = np.unique(labels[labels >= 0]).tolist()
+    dense_terms = _cluster_terms(labels, cluster_ids, terms, leaf_of)
+    dense = cluster_names(labels, terms, leaf_of, paths)
+    dense_folders = cluster_names(labels, None, None, paths)
+    monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
+    assert _cluster_terms(labels, cluster_ids, terms, leaf_of) == dense_terms
+    assert cluster_names(labels, terms, leaf_of, paths) == dense
+    assert cluster_names(labels, None, None, paths) == dense_folders
+    assert len(dense) == len(cluster_ids)

@@ -57,18 +57,18 @@ def test_every_image_is_one_drawn_point_and_hidden_groups_are_not(panel, session
     assert len(panel.canvas.scene().items()) < 20
 
     hidden = int(np.bincount(session.labels[session.labels >= 0]).argmax())
+    legend = panel.legend.model()
     row = next(
-        i
-        for i in range(panel.legend.count())
-        if panel.legend.item(i).data(Qt.ItemDataRole.UserRole) == hidden
+        i for i in range(legend.rowCount()) if legend.index(i).data(Qt.ItemDataRole.UserRole) == hidden
     )
-    item = panel.legend.item(row)
+    index = legend.index(row)
     QTest.mouseClick(
-        panel.legend.viewport(), Qt.MouseButton.LeftButton, pos=panel.legend.visualItemRect(item).center()
+        panel.legend.viewport(), Qt.MouseButton.LeftButton, pos=panel.legend.visualRect(index).center()
     )
     panel.canvas.grab()
     assert panel.item.last_drawn_points == len(session.paths) - int((session.labels == hidden).sum())
-    assert item.font().strikeOut()
+    assert index.data(Qt.ItemDataRole.FontRole).strikeOut()
+    assert not legend.index((row + 1) % legend.rowCount()).data(Qt.ItemDataRole.FontRole)
 
 
 def test_points_in_polygon_agrees_with_an_independent_implementation():
@@ -197,8 +197,9 @@ def test_colour_by_folder_lists_folders_with_their_counts(panel, session):
     panel.set_color_mode("folder")
     folders = [p.split("/")[-2] for p in session.paths]
     shown = {}
-    for i in range(panel.legend.count()):
-        name, count = panel.legend.item(i).text().rsplit("  (", 1)
+    legend = panel.legend.model()
+    for i in range(legend.rowCount()):
+        name, count = legend.index(i).data().rsplit("  (", 1)
         shown[name] = int(count.rstrip(")").replace(",", ""))
     assert shown == {f: folders.count(f) for f in set(folders)}
     panel.set_color_mode("outlier")
@@ -215,4 +216,4 @@ def test_an_edit_recolours_without_moving_the_view(panel, session):
     session.assign(rows, 0)
     panel.model.notify()
     assert panel.view.viewRect() == before
-    assert panel.legend.count() == len(np.unique(session.labels))
+    assert panel.legend.model().rowCount() == len(np.unique(session.labels))

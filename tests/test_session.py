@@ -289,3 +289,24 @@ def test_medoids_of_reads_in_blocks_and_gives_each_clusters_own_medoid():
             rows = np.flatnonzero(labels == cid)
             unit = features[rows] / np.linalg.norm(features[rows], axis=1, keepdims=True)
             assert row == rows[np.argmax(unit @ unit.mean(axis=0))], (block, cid)
+
+
+def test_medoids_of_many_clusters_are_each_clusters_own_medoid():
+    from imgclust_desktop.core.session import medoids_of
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(3000, 6)).astype(np.float32)
+    labels = rng.integers(-1, 40, size=3000)
+    centre = rng.normal(size=6).astype(np.float32)
+    features[labels == 3] = centre + 0.5 * rng.normal(size=(int(np.sum(labels == 3)), 6))
+    labels[[7, 11]] = 3
+    features[[7, 11]] = 2 * centre  # twins on the cluster's mean direction: the first row wins the tie
+    wanted = [c for c in range(0, 40, 3)] + [99]  # a subset, and an id with no images
+    got = medoids_of(features, labels, wanted)
+    assert 99 not in got and set(got) == {c for c in wanted if c != 99}
+    for cid, medoid in got.items():
+        rows = np.flatnonzero(labels == cid)
+        unit = features[rows] / np.linalg.norm(features[rows], axis=1, keepdims=True)
+        score = unit @ unit.mean(axis=0)
+        assert labels[medoid] == cid and score[np.searchsorted(rows, medoid)] >= score.max() - 1e-6
+    assert got[3] == 7

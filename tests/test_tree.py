@@ -129,3 +129,14 @@ def test_cluster_with_the_default_method_returns_the_tree_and_its_cut():
     assert np.array_equal(result.labels, result.tree.cut(result.tree.default_k))
     assert result.k_curve["chosen"] == result.tree.default_k == result.n_clusters
     assert evaluate(result.labels, truth.tolist())["acc"] >= 0.95
+
+
+@pytest.mark.parametrize("high", [50, 10**9])  # small ids (node numbers) and ids far apart
+def test_groups_are_numbered_by_first_appearance(high):
+    from imgclust_desktop.core.tree import _by_first_appearance
+
+    rng = np.random.default_rng(6)
+    labels = rng.integers(-3, high, size=400)
+    seen: dict[int, int] = {}
+    expected = [seen.setdefault(int(v), len(seen)) for v in labels]
+    assert _by_first_appearance(labels).tolist() == expected

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .labels import label_counts, slots
+
 TOP_TERMS = 8  # words kept per leaf
 SECOND_TERM_SHARE = 0.5  # a second word joins the name when it has at least half the first one's weight
 BATCH = 8192
+DENSE_WORDS = 1 << 20  # clusters x words (or folders) up to which they are counted in a dense table
 
 
 @dataclass
@@ -116,47 +119,73 @@ def cluster_names(
 
     siblings: cluster id -> parent group; clusters with the same parent (or all, if None) are kept distinct.
     """
-    ids = sorted(int(c) for c in np.unique(labels[labels >= 0]))
+    ids = label_counts(labels)[0].tolist()
     ranked: dict[int, list[str]] = {}  # the cluster's words, most shared first
     words: dict[int, int] = {}  # how many of them its name uses unless a sibling forces more
     if terms is not None and leaf_of is not None:
-        for cid, top in zip(ids, _cluster_terms(labels, ids, terms, leaf_of), strict=True):
-            ranked[cid] = [terms.vocabulary[t] for t, _ in top]
-            words[cid] = 2 if len(top) > 1 and top[1][1] >= SECOND_TERM_SHARE * top[0][1] else 1
+        vocabulary = terms.vocabulary
+        for cid, (top, weight) in zip(ids, _cluster_terms(labels, ids, terms, leaf_of), strict=True):
+            ranked[cid] = [vocabulary[t] for t in top]
+            words[cid] = 2 if len(top) > 1 and weight[1] >= SECOND_TERM_SHARE * weight[0] else 1
     else:
         folder_of, folder_names = _folder_index(paths)
-        order = np.argsort(labels, kind="stable")  # one sort, not one scan per cluster: re-cuts at 100k
-        first = np.searchsorted(labels[order], ids, side="left")
-        last = np.searchsorted(labels[order], ids, side="right")
-        for cid, a, b in zip(ids, first.tolist(), last.tolist(), strict=True):
-            ranked[cid] = _folder_words(folder_of[order[a:b]], folder_names)
+        for cid, folder in zip(ids, _cluster_folders(labels, ids, folder_of), strict=True):
+            name = folder_names[folder] if folder >= 0 else ""
+            ranked[cid] = [name] if name else []
             words[cid] = 1
     return _distinct(ids, ranked, words, siblings)
 
 
 def _cluster_terms(
     labels: np.ndarray, ids: list[int], terms: LeafTerms, leaf_of: np.ndarray
-) -> list[list[tuple[int, float]]]:
-    """Each cluster's words with their weight: the leaves' words, a leaf split between clusters (after
-    edits) counted by its share of images; equal weights rank the lower word id first. Grouped sums over
-    (cluster, leaf) and (cluster, word) pairs in numpy, so a re-cut into thousands stays fast (and needs
+) -> list[tuple[list[int], list[float]]]:
+    """Each cluster's words (term ids, most weight first; equal weights: the lower id first) with their
+    weight: the leaves' words, a leaf split between clusters (after edits) counted by its share of images.
+
+    Summed into one clusters x words table when that is small (up to a thousand clusters), else grouped by
+    (cluster, word) pairs: either way a few numpy passes, so a re-cut into thousands stays fast (and needs
     no scipy: importing scipy.sparse takes longer than the rest of a command-line re-cut)."""
-    m, vocab, top = len(terms.ids), len(terms.vocabulary), terms.ids.shape[1]
-    keep = labels >= 0
-    slot = np.searchsorted(np.asarray(ids), labels[keep])
-    pairs, count = np.unique(slot * m + leaf_of[keep], return_counts=True)  # images of a cluster in a leaf
-    pair_slot, pair_leaf = pairs // m, pairs % m
-    share = count * (1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))[pair_leaf]
-    words = np.repeat(pair_slot, top) * vocab + terms.ids[pair_leaf].ravel()
-    keys, where = np.unique(words, return_inverse=True)
-    mass = np.bincount(where.ravel(), weights=(share[:, None] * terms.weight[pair_leaf]).ravel())
-    key_slot, key_word = keys // vocab, keys % vocab
-    order = np.lexsort((key_word, -mass, key_slot))  # by cluster, then heaviest word first
-    bounds = np.searchsorted(key_slot[order], np.arange(len(ids) + 1))
-    return [
-        [(int(key_word[i]), float(mass[i])) for i in order[a:b][:TOP_TERMS]]
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-    ]
+    m, vocab = len(terms.ids), len(terms.vocabulary)
+    keep = np.flatnonzero(labels >= 0)
+    cluster, leaf, count = _leaf_parts(slots(np.asarray(ids), labels[keep]), leaf_of[keep], m)
+    share = count * (1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))[leaf]
+    words = (cluster[:, None] * vocab + terms.ids[leaf]).ravel()
+    weights = (share[:, None] * terms.weight[leaf]).ravel()
+    if len(ids) * vocab <= DENSE_WORDS:
+        mass = np.bincount(words, weights=weights, minlength=len(ids) * vocab).reshape(len(ids), vocab)
+        top = np.argsort(-mass, axis=1, kind="stable")[:, :TOP_TERMS]
+        weight = np.take_along_axis(mass, top, axis=1)
+        return [
+            (
+                [w for w, x in zip(row_words, row_weights, strict=True) if x > 0],
+                [x for x in row_weights if x > 0],
+            )
+            for row_words, row_weights in zip(top.tolist(), weight.tolist(), strict=True)
+        ]
+    keys, where = np.unique(words, return_inverse=True)  # (cluster, word) pairs, by cluster then word id
+    mass = np.bincount(where.ravel(), weights=weights)
+    keys, mass = keys[mass > 0], mass[mass > 0]
+    key_cluster, key_word = (keys // vocab).astype(np.min_scalar_type(len(ids))), keys % vocab
+    order = np.argsort(-mass, kind="stable")  # equal weights keep the word order: the lower id first
+    order = order[np.argsort(key_cluster[order], kind="stable")]  # per cluster (a radix sort), heaviest first
+    first = np.searchsorted(key_cluster[order], np.arange(len(ids) + 1))
+    top = order[np.arange(len(order)) - first[key_cluster[order]] < TOP_TERMS]
+    bounds = np.searchsorted(key_cluster[top], np.arange(len(ids) + 1)).tolist()
+    words, weights = key_word[top].tolist(), mass[top].tolist()
+    return [(words[a:b], weights[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _leaf_parts(slot: np.ndarray, leaf: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cluster, leaf, images) of every part of a leaf in a cluster. After a plain cut each leaf lies in
+    one cluster and three passes say so; after edits the (cluster, leaf) pairs are counted."""
+    owner = np.full(m, -1, np.int64)
+    owner[leaf] = slot
+    if np.array_equal(owner[leaf], slot):
+        count = np.bincount(leaf, minlength=m)
+        held = np.flatnonzero(count)
+        return owner[held], held, count[held]
+    pair, count = np.unique(slot * m + leaf, return_counts=True)
+    return pair // m, pair % m, count
 
 
 _FOLDERS: list = []  # [(paths list, its length, folder index per row, folder names)]: the last one asked
@@ -183,16 +212,31 @@ def _parent_name(path: str) -> str:
     return path.rpartition(os.sep)[0].rpartition(os.sep)[2]
 
 
-def _folder_words(folder_rows: np.ndarray, folder_names: list[str]) -> list[str]:
-    """The folder most of these rows share (ties: the one met first), if it holds at least half of them."""
-    if len(folder_rows) == 0:
-        return []
-    counts = np.bincount(folder_rows)
-    best = np.flatnonzero(counts == counts.max())
-    if len(best) > 1:  # as Counter.most_common would: the folder whose first row comes first
-        best = best[np.argsort([int(np.argmax(folder_rows == b)) for b in best])]
-    name, count = folder_names[int(best[0])], int(counts[best[0]])
-    return [name] if name and count >= 0.5 * len(folder_rows) else []
+def _cluster_folders(labels: np.ndarray, ids: list[int], folder_of: np.ndarray) -> list[int]:
+    """Per cluster, the folder most of its rows share (ties: the one met first) if it holds at least half
+    of them, else -1. All clusters in one count of (cluster, folder) pairs: a re-cut into thousands at 100k."""
+    keep = np.flatnonzero(labels >= 0)
+    if len(ids) == 0 or len(keep) == 0:
+        return [-1] * len(ids)
+    slot = slots(np.asarray(ids), labels[keep])
+    n_folders = int(folder_of.max()) + 1
+    code = slot * n_folders + folder_of[keep]
+    size = np.bincount(slot, minlength=len(ids))
+    if len(ids) * n_folders <= DENSE_WORDS:  # a clusters x folders table: counts and first rows
+        count = np.bincount(code, minlength=len(ids) * n_folders).reshape(len(ids), n_folders)
+        first = np.full(len(ids) * n_folders, len(keep), np.int64)
+        np.minimum.at(first, code, np.arange(len(keep)))
+        most = count.max(axis=1)
+        folder = np.where(count == most[:, None], first.reshape(count.shape), len(keep)).argmin(axis=1)
+        return np.where(most >= 0.5 * size, folder, -1).tolist()
+    pairs, first_row, count = np.unique(code, return_index=True, return_counts=True)
+    cluster = pairs // n_folders
+    best = np.lexsort((first_row, -count, cluster))  # per cluster: most rows first, then the earliest
+    lead = best[np.r_[True, cluster[best][1:] != cluster[best][:-1]]]
+    folder = np.full(len(ids), -1, np.int64)
+    shared = count[lead] >= 0.5 * size[cluster[lead]]
+    folder[cluster[lead][shared]] = (pairs[lead] % n_folders)[shared]
+    return folder.tolist()
 
 
 def _distinct(
@@ -203,7 +247,9 @@ def _distinct(
     groups: dict[int, list[int]] = {}
     for cid in ids:
         groups.setdefault(-1 if siblings is None else siblings.get(cid, -1), []).append(cid)
-    for members in groups.values():
+    clashing = Counter((group, names[c]) for group, members in groups.items() for c in members if names[c])
+    for group in {group for (group, _name), count in clashing.items() if count > 1}:
+        members = groups[group]  # only groups where two names clash need another word or a number
         taken: Counter = Counter(names[c] for c in members)
         for cid in members:
             if not names[cid] or taken[names[cid]] < 2:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .labels import label_counts
 from .session import NOISE, ClusterInfo, Session, medoids_of
 from .tree import ClusterTree
 
@@ -63,7 +65,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
-    present = set(np.unique(session.labels).tolist())
+    present = set(label_counts(session.labels)[0].tolist())
     handmade = {cid: info for cid, info in old.items() if info.node is None and cid in present}
     for cid, info in sorted(handmade.items()):
         clusters[next_id] = dataclasses.replace(info, id=next_id)
@@ -115,7 +117,7 @@ def _remember(session: Session, clusters: dict[int, ClusterInfo], kept: list[str
     """Names and exclusions of groups leaving the cut are remembered by tree node; those of the new
     clusters come back (`clusters` is updated). Returns the memory after the change."""
     memory = {int(k): dict(v) for k, v in session.node_curation.items()}
-    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    present = set(label_counts(session.labels)[0].tolist())
     new_nodes = {c.node for c in clusters.values() if c.node is not None}
     for info in session.clusters.values():
         if info.node is None or info.id not in present:
@@ -143,8 +145,14 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
     session.node_curation = dict(plan.node_curation)
-    refresh_medoids(session)
-    apply_auto_names(session, session.leaf_terms, session.tree.leaf_of if session.tree is not None else None)
+    medoids = cluster_medoids(session)
+    leaf_of = session.tree.leaf_of if session.tree is not None else None
+    names = auto_names(session, session.leaf_terms, leaf_of)
+    for cid, info in list(session.clusters.items()):  # one new ClusterInfo per cluster: thousands at 2,000
+        name = info.name if info.renamed else names.get(cid, info.name)
+        medoid = medoids.get(cid)
+        if name != info.name or medoid != info.medoid_index:
+            session.clusters[cid] = dataclasses.replace(info, name=name, medoid_index=medoid)
     drawn = cluster_linkage(session)
     if drawn is not None:
         session.linkage, session.linkage_cluster_ids = drawn
@@ -161,6 +169,14 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
 
 def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> None:
     """Give every cluster the person has not renamed its automatic name (see names.cluster_names)."""
+    for cid, name in auto_names(session, terms, leaf_of).items():
+        info = session.clusters.get(cid)
+        if info is not None and not info.renamed and info.name != name:
+            session.clusters[cid] = dataclasses.replace(info, name=name)
+
+
+def auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> dict[int, str]:
+    """The automatic name of every cluster with images (nothing is changed)."""
     from .names import cluster_names
 
     siblings = None
@@ -175,11 +191,7 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
             cid: int(parent[info.node]) if info.node is not None else -1
             for cid, info in session.clusters.items()
         }
-    names = cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
-    for cid, name in names.items():
-        info = session.clusters.get(cid)
-        if info is not None and not info.renamed:
-            session.clusters[cid] = dataclasses.replace(info, name=name)
+    return cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
 
 
 # ---- drill-down: one cluster into its tree children, and back ----------------------------------------------
@@ -239,17 +251,23 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
 
     Those are the merges no cluster holds: after a uniform cut at k, the top k - 1 rows of the tree;
     after a drill-down, the same with the expanded cluster's own merge among them. Clusters the person
-    made (no tree node) are not in it. None when the session has no tree.
+    made (no tree node) are not in it. None when the session has no tree. The last answer per tree is
+    kept: a re-cut asks once, and the dendrogram asks again for the same clusters.
     """
     tree = session.tree
     if tree is None:
         return None
-    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    present = set(label_counts(session.labels)[0].tolist())
     node_to_cluster = {
         int(info.node): cid
         for cid, info in session.clusters.items()
         if info.node is not None and cid in present
     }
+    memo = _memo(tree)
+    key = sorted(node_to_cluster.items())
+    last = memo.get("linkage")
+    if last is not None and last[0] == key:
+        return last[1], list(last[2])
     ids = sorted(node_to_cluster.values())
     index = {cid: i for i, cid in enumerate(ids)}
     m = tree.n_leaves
@@ -259,17 +277,33 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
         node: (index[cid], 1) for node, cid in node_to_cluster.items()
     }
     rows: list[list[float]] = []
-    owner = node_owner(tree, node_to_cluster)
-    for j in np.flatnonzero(owner[m:] == -2).tolist():
-        a = resolved.get(int(tree.linkage[j, 0]))
-        b = resolved.get(int(tree.linkage[j, 1]))
+    above = np.flatnonzero(node_owner(tree, node_to_cluster)[m:] == -2)
+    for j, (left, right, height) in zip(above.tolist(), tree.linkage[above, :3].tolist(), strict=True):
+        a = resolved.get(int(left))
+        b = resolved.get(int(right))
         if a is None or b is None:
             if a is not None or b is not None:  # a branch without clusters (merged by hand): skip it
                 resolved[m + j] = a if a is not None else b  # type: ignore[assignment]
             continue
         resolved[m + j] = (len(ids) + len(rows), a[1] + b[1])
-        rows.append([a[0], b[0], float(tree.linkage[j, 2]), a[1] + b[1]])
-    return np.asarray(rows, np.float64).reshape(-1, 4), ids
+        rows.append([a[0], b[0], height, a[1] + b[1]])
+    linkage = np.asarray(rows, np.float64).reshape(-1, 4)
+    memo["linkage"] = (key, linkage, ids)
+    return linkage, list(ids)
+
+
+_MEMO: dict[int, tuple[weakref.ref, dict]] = {}  # id(tree) -> (the tree, what is remembered about it)
+
+
+def _memo(tree: ClusterTree) -> dict:
+    """What is worked out once per tree and reused by later cuts (dropped with the tree): the last cluster
+    linkage. (The node medoids are kept on the tree itself, tree.node_medoids, and saved in tree.npz.)"""
+    key = id(tree)
+    entry = _MEMO.get(key)
+    if entry is None or entry[0]() is not tree:
+        entry = (weakref.ref(tree, lambda _ref, key=key: _MEMO.pop(key, None)), {})
+        _MEMO[key] = entry
+    return entry[1]
 
 
 def _tree_cluster(session: Session, cluster_id: int) -> tuple[ClusterTree, ClusterInfo]:
@@ -332,7 +366,7 @@ def collapse_cluster(session: Session, cluster_id: int) -> RecutPlan:
         raise RecutError(f"{info.name!r} already holds every image of the tree")
     parent = m + int(where[0])
     under = node_owner(tree, {parent: 0}) == 0
-    present = set(np.unique(session.labels[session.labels >= 0]).tolist())
+    present = set(label_counts(session.labels)[0].tolist())
     merged = sorted(
         cid for cid, c in session.clusters.items() if c.node is not None and under[c.node] and cid in present
     )
@@ -378,15 +412,25 @@ def remember_level_medoids(tree: ClusterTree, features: np.ndarray) -> None:
 
 
 def refresh_medoids(session: Session) -> None:
-    """Every cluster's medoid (the row nearest its mean direction), as session.medoids_of computes it.
+    """Every cluster's medoid (the row nearest its mean direction), as session.medoids_of computes it."""
+    medoids = cluster_medoids(session)
+    for cid, info in session.clusters.items():  # clusters left without images have no medoid
+        if medoids.get(cid) != info.medoid_index:
+            session.clusters[cid] = dataclasses.replace(info, medoid_index=medoids.get(cid))
+
+
+def cluster_medoids(session: Session) -> dict[int, int]:
+    """The medoid row of every cluster with images (nothing is changed; none without features).
 
     A cluster that is exactly its tree group (no image moved in or out by hand) reuses that group's medoid
-    from an earlier cut (or from tree.npz); the others are computed together, a block of features at a
-    time.
+    from an earlier cut (or from tree.npz); the others are computed together in one grouped pass over the
+    features.
     """
     features = session.features
     if features.shape[0] != len(session.paths) or features.ndim != 2:
-        return
+        return {
+            cid: info.medoid_index for cid, info in session.clusters.items() if info.medoid_index is not None
+        }
     labels = session.labels
     tree = session.tree
     cache: dict[int, int] = {}
@@ -397,21 +441,21 @@ def refresh_medoids(session: Session) -> None:
         expected = leaf_owner(tree, node_to_cluster)[tree.leaf_of]
         differs = labels != expected
         impure = set(np.unique(labels[differs]).tolist()) | set(np.unique(expected[differs]).tolist())
-    present = set(np.unique(labels).tolist()) - {NOISE}
-    pure = {
-        cid: int(info.node)
-        for cid, info in session.clusters.items()
-        if cid in present and info.node is not None and cid not in impure
-    }
-    medoids = {cid: cache[node] for cid, node in pure.items() if node in cache}
-    computed = medoids_of(
-        features, labels, [cid for cid in present if cid in session.clusters and cid not in medoids]
-    )
+    medoids: dict[int, int] = {}
+    needed: list[int] = []
+    for cid in label_counts(labels)[0].tolist():
+        info = session.clusters.get(cid)
+        if info is None:
+            continue
+        cached = cache.get(info.node) if info.node is not None and cid not in impure else None
+        if cached is None:
+            needed.append(cid)
+        else:
+            medoids[cid] = cached
+    computed = medoids_of(features, labels, needed)
     for cid, medoid in computed.items():
-        if cid in pure:
-            cache[pure[cid]] = medoid
-    medoids |= computed
-    for cid, info in session.clusters.items():  # clusters left without images have no medoid
-        medoid = medoids.get(cid)
-        if medoid != info.medoid_index:
-            session.clusters[cid] = dataclasses.replace(info, medoid_index=medoid)
+        info = session.clusters[cid]
+        if info.node is not None and cid not in impure:
+            cache[int(info.node)] = medoid
+    medoids.update(computed)
+    return medoids

@@ -37,7 +37,7 @@ class ClusterTree:
     levels: list[int]  # the levels written to hierarchy.csv, coarse to fine (group counts)
     k_curve: dict | None = None  # {"k": [...], "score": [...], "criterion": ..., "chosen": k}
     _leaf_cuts: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-    # tree node -> its medoid row, for the nodes computed so far (recut.refresh_medoids): a node's medoid
+    # tree node -> its medoid row, for the nodes computed so far (recut.cluster_medoids): a node's medoid
     # never changes while its rows and their features do not, so a tree with other rows (a copy made
     # with dataclasses.replace) starts without any. Saved with the tree (tree.npz).
     node_medoids: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -75,8 +75,7 @@ class ClusterTree:
             if np.array_equal(nxt, roots):
                 break
             roots = nxt
-        _, labels = np.unique(roots, return_inverse=True)
-        labels = _by_first_appearance(labels)
+        labels = _by_first_appearance(roots)
         self._leaf_cuts[k] = labels
         return labels
 
@@ -137,13 +136,22 @@ class ClusterTree:
 
 
 def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
-    """Relabel 0..k-1 in order of first appearance (leaf 0's group is 0)."""
-    labels = np.asarray(labels, np.int64)
-    _, first = np.unique(labels, return_index=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[np.searchsorted(np.unique(labels), labels)]
+    """Relabel 0..k-1 in order of first appearance (leaf 0's group is 0): a few passes, no sort."""
+    labels = np.asarray(labels, np.int64).ravel()
+    n = len(labels)
+    if n == 0:
+        return labels
+    low = int(labels.min())
+    if int(labels.max()) - low < 4 * n:  # small ints (node ids, cluster labels): index by value
+        dense = labels - low
+    else:
+        dense = np.unique(labels, return_inverse=True)[1].ravel()
+    first = np.full(int(dense.max()) + 1, n, np.int64)
+    np.minimum.at(first, dense, np.arange(n))
+    opens = np.flatnonzero(first[dense] == np.arange(n))  # the rows where a group first appears, in order
+    rank = np.empty(len(first), np.int64)
+    rank[dense[opens]] = np.arange(len(opens))
+    return rank[dense]
 
 
 def n_leaves_for(n: int) -> int:

@@ -28,6 +28,7 @@ from imgclust_desktop.gui.app_paths import (
     recent_sessions,
 )
 from imgclust_desktop.gui.curation import Curation
+from imgclust_desktop.gui.dock_views import refresh_while_shown
 from imgclust_desktop.gui.embeddings_import import install_import_action
 from imgclust_desktop.gui.panels.progress import EmptyState, ProgressPanel, describe
 from imgclust_desktop.gui.panels.settings import SettingsPanel
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         for name in ("dendrogram", "skipped", "search", "duplicates", "outliers"):
             self.tabifyDockWidget(self.docks["clusters"], self.docks[name])
         self.docks["clusters"].raise_()
+        for name in ("clusters", "dendrogram", "duplicates", "outliers"):  # a tab behind waits to be shown
+            refresh_while_shown(self.docks[name], self.model.changed, self.docks[name].widget())
         # The right column runs full height, so the bottom docks sit under the map only.
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.docks["settings"]], [360], Qt.Orientation.Horizontal)

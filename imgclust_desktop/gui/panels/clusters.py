@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import (
-    QAbstractListModel,
     QItemSelection,
     QItemSelectionModel,
     QModelIndex,
     QRect,
     QSize,
+    QStringListModel,
     Qt,
     QTimer,
     Signal,
@@ -24,8 +24,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
-    QListWidget,
-    QListWidgetItem,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
@@ -35,8 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imgclust_desktop.core.cosine import cosine_to
+from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
 from imgclust_desktop.gui.thumbs import follow_provider
 
 THUMB_PX = 104
@@ -46,6 +47,7 @@ SORT_MODES = {"typicality": "Most typical first", "outlier": "Most unusual first
 IndexRole = Qt.ItemDataRole.UserRole + 1
 MedoidRole = Qt.ItemDataRole.UserRole + 2
 ExcludedRole = Qt.ItemDataRole.UserRole + 3
+IMAGE_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tuple[np.ndarray, int | None]:
@@ -54,21 +56,22 @@ def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tu
     rows = np.flatnonzero(labels == cluster_id)
     if len(rows) == 0:
         return rows, None
-    features = np.asarray(session.features, dtype=np.float32)[rows]
-    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     info = getattr(session, "clusters", {}).get(cluster_id)
     medoid = None if info is None or info.medoid_index is None else int(info.medoid_index)
     if medoid is None or labels[medoid] != cluster_id:
-        if cluster_id < 0:
-            medoid = None  # noise has no typical image
-        else:
+        medoid = None  # noise has no typical image
+        if cluster_id >= 0:
             # no stored medoid (or it moved away in an edit): the row nearest the cluster's mean direction
+            features = np.asarray(session.features[rows], dtype=np.float32)
+            features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
             medoid = int(rows[np.argmax(features @ features.mean(axis=0))])
     if sort == "outlier" and getattr(session, "outlier_score", None) is not None:
         key = -np.asarray(session.outlier_score, dtype=np.float64)[rows]
     elif medoid is not None:
-        key = 1.0 - features @ features[np.searchsorted(rows, medoid)]  # cosine distance to the medoid
+        key = 1.0 - cosine_to(session.features, rows, medoid)  # cosine distance to the medoid
     else:
+        features = np.asarray(session.features[rows], dtype=np.float32)
+        features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         key = 1.0 - features @ features.mean(axis=0)
     order = rows[np.argsort(key, kind="stable")]
     if medoid is not None and sort != "outlier":
@@ -78,8 +81,13 @@ def cluster_order(session: Any, cluster_id: int, sort: str = "typicality") -> tu
     return order, medoid
 
 
-class ClusterImagesModel(QAbstractListModel):
-    """The images of one cluster as list rows; thumbnails come from the ThumbnailProvider on demand."""
+class ClusterImagesModel(QStringListModel):
+    """The images of one cluster as list rows; thumbnails come from the ThumbnailProvider on demand.
+
+    The grid's layout asks the row count once or twice for every row it places: from a Python model that is
+    ~0.2 s for a 45,000-image cluster. So the count lives in Qt's own string list (one blank per image) and
+    Python answers only for the rows painted.
+    """
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -87,22 +95,32 @@ class ClusterImagesModel(QAbstractListModel):
         self.medoid: int | None = None
         self.session: Any = None
         self.provider: Any = None
-        self._position: dict[int, int] = {}
+        self._position = np.zeros(0, dtype=np.int64)  # session row -> position in the grid, -1: not in it
         self._arrived: list[int] = []
         self._flush = QTimer(self, singleShot=True, interval=50)
         self._flush.timeout.connect(self._emit_arrivals)
 
     def set_rows(self, session: Any, rows: np.ndarray, medoid: int | None) -> None:
-        self.beginResetModel()
         self.session, self.rows, self.medoid = session, np.asarray(rows, dtype=np.int64), medoid
-        self._position = {int(r): p for p, r in enumerate(self.rows)}
-        self.endResetModel()
+        n = 0 if session is None else len(session.paths)
+        self._position = np.full(max(n, int(self.rows.max(initial=-1)) + 1), -1, dtype=np.int64)
+        self._position[self.rows] = np.arange(len(self.rows))
+        self.setStringList([""] * len(self.rows))  # resets the model
 
     def position_of(self, index: int) -> int | None:
-        return self._position.get(int(index))
+        return self.positions_of([index])[0]
 
-    def rowCount(self, parent: QModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self.rows)
+    def positions_of(self, indices: Any) -> list[int | None]:
+        """Grid positions of these session rows (None for rows not shown)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        inside = (indices >= 0) & (indices < len(self._position))
+        found = np.full(len(indices), -1, dtype=np.int64)
+        found[inside] = self._position[indices[inside]]
+        return [None if p < 0 else p for p in found.tolist()]
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        """Selectable images, not editable or droppable strings (a double-click opens the image)."""
+        return IMAGE_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.rows):
@@ -126,7 +144,7 @@ class ClusterImagesModel(QAbstractListModel):
         return None
 
     def thumbnail_arrived(self, index: int) -> None:
-        position = self._position.get(index)
+        position = self.position_of(index)
         if position is not None:
             self._arrived.append(position)
             self._flush.start()  # one dataChanged per burst, not one per image
@@ -198,10 +216,14 @@ class ClusterGridPanel(QWidget):
         self._provider: Any = None
         self._syncing = False
         self._mean_rows = np.zeros(0, dtype=np.int64)
+        self._choosing = False  # the list's current row is being set from code, not by the person
 
-        self.clusters = QListWidget()
+        self.cluster_list = SwatchListModel(_swatch, self)
+        self.clusters = QListView()
+        self.clusters.setModel(self.cluster_list)
+        self.clusters.setUniformItemSizes(True)  # 2,000 clusters: laid out without asking every row
         self.clusters.setIconSize(QSize(14, 14))
-        self.clusters.currentItemChanged.connect(self._cluster_chosen)
+        self.clusters.selectionModel().currentChanged.connect(self._cluster_chosen)
         self.images = ClusterImagesModel(self)
         self.grid = QListView()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -274,49 +296,60 @@ class ClusterGridPanel(QWidget):
         self._sync_provider()
         self.diagnostics.set_session(session)
         keep = self.current_cluster
-        self.clusters.blockSignals(True)
-        self.clusters.clear()
+        self._choosing = True
+        try:
+            self.cluster_list.set_rows(self._entries(session))
+        finally:
+            self._choosing = False
         if session is None:
-            self.clusters.blockSignals(False)
             self.current_cluster = None
             self.images.set_rows(None, np.zeros(0, dtype=np.int64), None)
             self.title.setText("")
             self.mean_image.clear()
             return
-        labels = np.asarray(session.labels)
-        ids, counts = np.unique(labels, return_counts=True)
-        entries = sorted(
-            zip(ids.tolist(), counts.tolist(), strict=True), key=lambda e: (e[0] < 0, -e[1], e[0])
+        ids_listed = self.cluster_list.keys()
+        target = (
+            keep if self.cluster_list.row_of(keep) is not None else (ids_listed[0] if ids_listed else None)
         )
-        for cid, count in entries:
-            name = "Noise" if cid < 0 else _cluster_name(session, cid)
-            info = getattr(session, "clusters", {}).get(cid)
-            excluded = " — excluded" if info is not None and getattr(info, "excluded", False) else ""
-            item = QListWidgetItem(_swatch(colors.cluster_rgb(cid)), f"{name}  ({count:,}){excluded}")
-            item.setData(Qt.ItemDataRole.UserRole, int(cid))
-            self.clusters.addItem(item)
-        self.clusters.blockSignals(False)
-        ids_listed = [int(e[0]) for e in entries]
-        target = keep if keep in ids_listed else (ids_listed[0] if ids_listed else None)
         if target is not None:
             self.show_cluster(target)
 
+    def _entries(self, session: Any) -> list[tuple[int, str, tuple, str]]:
+        """The list's rows, biggest cluster first, noise last: (id, text, colour, tooltip)."""
+        if session is None:
+            return []
+        labels = np.asarray(session.labels)
+        ids, counts = label_counts(labels)
+        biggest_first = np.lexsort((ids, -counts))
+        ids, counts = ids[biggest_first], counts[biggest_first]
+        rgb = [tuple(c) for c in colors.labels_rgb(ids).reshape(-1, 3).tolist()]
+        info = getattr(session, "clusters", {})
+        entries = []
+        for cid, count, colour in zip(ids.tolist(), counts.tolist(), rgb, strict=True):
+            excluded = " — excluded" if getattr(info.get(cid), "excluded", False) else ""
+            entries.append((cid, f"{_cluster_name(session, cid)}  ({count:,}){excluded}", colour, None))
+        noise = int(np.sum(labels < 0))
+        if noise:
+            entries.append((-1, f"Noise  ({noise:,})", tuple(colors.NOISE_RGB.tolist()), None))
+        return entries
+
     def show_cluster(self, cluster_id: int) -> None:
         """Show one cluster's images in the grid, medoid first."""
-        for i in range(self.clusters.count()):
-            if self.clusters.item(i).data(Qt.ItemDataRole.UserRole) == cluster_id:
-                self.clusters.blockSignals(True)
-                self.clusters.setCurrentRow(i)
-                self.clusters.blockSignals(False)
-                break
+        row = self.cluster_list.row_of(cluster_id)
+        if row is not None:
+            self._choosing = True
+            try:
+                self.clusters.setCurrentIndex(self.cluster_list.index(row))
+            finally:
+                self._choosing = False
         self.current_cluster = cluster_id
         self._load_grid()
 
     def _cluster_menu(self, pos: Any) -> None:
-        item = self.clusters.itemAt(pos)
-        if item is not None:
-            self.clusters.setCurrentItem(item)
-            cluster = int(item.data(Qt.ItemDataRole.UserRole))
+        index = self.clusters.indexAt(pos)
+        if index.isValid():
+            self.clusters.setCurrentIndex(index)
+            cluster = int(index.data(KeyRole))
             self.contextMenuRequested.emit(cluster, self.clusters.viewport().mapToGlobal(pos))
 
     def set_sort(self, sort: str) -> None:
@@ -329,9 +362,9 @@ class ClusterGridPanel(QWidget):
         self.sort_combo.blockSignals(False)
         self._load_grid()
 
-    def _cluster_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
-        if item is not None:
-            self.current_cluster = int(item.data(Qt.ItemDataRole.UserRole))
+    def _cluster_chosen(self, index: Any, _previous: Any = None) -> None:
+        if not self._choosing and index.isValid():
+            self.current_cluster = int(index.data(KeyRole))
             self._load_grid()
 
     def _load_grid(self) -> None:
@@ -344,7 +377,8 @@ class ClusterGridPanel(QWidget):
         name = "Noise" if self.current_cluster < 0 else _cluster_name(session, self.current_cluster)
         self.title.setText(f"{name} — {len(rows):,} images")
         self.grid.scrollToTop()
-        self._mean_rows = cluster_order(session, self.current_cluster, "typicality")[0][:MEAN_SAMPLE]
+        typical = rows if self.sort == "typicality" else cluster_order(session, self.current_cluster)[0]
+        self._mean_rows = typical[:MEAN_SAMPLE]
         self.mean_image.clear()
         self._update_mean_image()
         self._model_selection_changed(self.model.selection)
@@ -390,7 +424,7 @@ class ClusterGridPanel(QWidget):
             if len(owners) == 1 and int(owners[0]) != self.current_cluster:
                 self.show_cluster(int(owners[0]))  # follow a selection made elsewhere into its cluster
                 return
-        positions = sorted(p for p in (self.images.position_of(r) for r in rows) if p is not None)
+        positions = sorted(p for p in self.images.positions_of(rows) if p is not None)
         selection = QItemSelection()
         start = prev = None
         for p in positions + [None]:

@@ -1,4 +1,8 @@
-"""The cluster tree: linkage of clusters, medoid thumbnails on the leaves, a draggable cut line."""
+"""The cluster tree: linkage of clusters, medoid thumbnails on the leaves, a draggable cut line.
+
+The branches are one line item and the leaves one item that paints them (a thumbnail and a name each, or a
+dot when there are too many to picture), so a re-cut into 2,000 groups adds no scene items.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +12,56 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.map_tools import selection_mode
+from imgclust_desktop.gui.panels.point_cloud import ViewSizedItem
 from imgclust_desktop.gui.thumbs import follow_provider
 
 _BAND_PX = 150  # pixels under the leaves for the medoid thumbnail and the rotated label
 _THUMB_MAX_PX = 56
 _HIT_PX = 6  # how close a click must land to a branch
-_MAX_LEAF_ITEMS = 300  # more groups than this are drawn as dots under the tree, not pictures
+_MAX_LEAF_PICTURES = 300  # more groups than this are drawn as dots under the tree, not pictures
 _WIDE_LEAF_PX = 90  # leaves at least this far apart get their name written across, not down
 
 
-def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """x, y of every node (leaves first, then merges in linkage order) and the leaves under each node."""
+def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of every node (leaves first, then merges in linkage order)."""
     from scipy.cluster.hierarchy import leaves_list
 
     linkage = np.asarray(linkage, dtype=np.float64)
     n_leaves = len(linkage) + 1
     x = np.zeros(2 * n_leaves - 1)
-    y = np.zeros(2 * n_leaves - 1)
     x[leaves_list(linkage)] = np.arange(n_leaves)
-    members: list[list[int]] = [[i] for i in range(n_leaves)]
-    for j, (a, b, height, _) in enumerate(linkage):
-        node = n_leaves + j
-        x[node] = (x[int(a)] + x[int(b)]) / 2
-        y[node] = height
-        members.append(members[int(a)] + members[int(b)])
-    return x, y, members
+    xs = x.tolist()
+    for j, (a, b) in enumerate(linkage[:, :2].astype(np.int64).tolist()):
+        xs[n_leaves + j] = (xs[a] + xs[b]) / 2
+    y = np.r_[np.zeros(n_leaves), linkage[:, 2]]
+    return np.asarray(xs), y
+
+
+def branch_segments(linkage: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the line pairs drawing each merge: a leg up from each child, then the bar across."""
+    a, b = linkage[:, 0].astype(np.int64), linkage[:, 1].astype(np.int64)
+    height = linkage[:, 2]
+    xs = np.column_stack([x[a], x[a], x[b], x[b], x[a], x[b]]).ravel()
+    ys = np.column_stack([y[a], height, y[b], height, height, height]).ravel()
+    return xs, ys
+
+
+def subtree(linkage: np.ndarray, node: int) -> tuple[list[int], list[int]]:
+    """The leaves (linkage leaf numbers) and the merges (linkage rows) under one node."""
+    n_leaves = len(linkage) + 1
+    leaves, merges, stack = [], [], [int(node)]
+    while stack:
+        top = stack.pop()
+        if top < n_leaves:
+            leaves.append(top)
+        else:
+            merges.append(top - n_leaves)
+            stack += [int(linkage[top - n_leaves, 1]), int(linkage[top - n_leaves, 0])]
+    return leaves, merges
 
 
 def count_at(linkage: np.ndarray, height: float) -> int:
@@ -72,8 +97,7 @@ class DendrogramPanel(QWidget):
         self.cluster_ids: list[int] = []
         self.cut_count = 0
         self._x = self._y = np.zeros(0)
-        self._members: list[list[int]] = []
-        self._leaf_items: list[QGraphicsPixmapItem] = []
+        self._medoid_rows: set[int] = set()
         self._provider: Any = None
         self._highlight_node: int | None = None
 
@@ -97,6 +121,8 @@ class DendrogramPanel(QWidget):
         )  # fmt: skip
         self.cut_line.setZValue(10)
         self.view.addItem(self.cut_line, ignoreBounds=True)
+        self.leaves = LeavesItem()
+        self.view.addItem(self.leaves, ignoreBounds=True)
         self.cut_line.sigPositionChanged.connect(self._cut_moved)
         self.cut_line.sigPositionChangeFinished.connect(
             lambda line: self.cutChanged.emit(float(line.value()))
@@ -149,15 +175,9 @@ class DendrogramPanel(QWidget):
         new_tree = self.linkage is None or not np.array_equal(self.linkage, linkage)
         self.linkage = np.asarray(linkage, dtype=np.float64)
         self.cluster_ids = [int(c) for c in linkage_ids]
-        self._x, self._y, self._members = tree_layout(self.linkage)
+        self._x, self._y = tree_layout(self.linkage)
         n_leaves = len(self.cluster_ids)
-        segments = []
-        for a, b, height, _ in self.linkage:
-            for child in (int(a), int(b)):
-                segments += [(self._x[child], self._y[child]), (self._x[child], height)]
-            segments += [(self._x[int(a)], height), (self._x[int(b)], height)]
-        segments = np.asarray(segments)
-        self.branches.setData(segments[:, 0], segments[:, 1])
+        self.branches.setData(*branch_segments(self.linkage, self._x, self._y))
         top = float(self.linkage[:, 2].max()) or 1.0
         self.cut_line.setBounds((0.0, top * 1.08))
         if self.tree is not None:  # the line sits at the session's level; it moves both ways
@@ -205,57 +225,24 @@ class DendrogramPanel(QWidget):
     def _sync_provider(self) -> None:
         self._provider = follow_provider(self._provider, self.model, self._thumbnail_ready)
 
-    def _medoids(self) -> dict[int, int]:
-        session = self.model.session
-        out = {}
-        for cid in self.cluster_ids:
-            info = getattr(session, "clusters", {}).get(cid)
-            if info is not None and info.medoid_index is not None:
-                out[cid] = int(info.medoid_index)
-        return out
-
     def _thumbnail_ready(self, index: int) -> None:
-        if self.linkage is not None and index in self._medoids().values():
-            self._relayout.start()
+        if self.linkage is not None and index in self._medoid_rows:
+            self.leaves.update()  # one repaint per burst of arrivals: Qt merges update() calls
 
     def _place_leaves(self) -> None:
-        for item in self._leaf_items:
-            self.view.removeItem(item)
-        self._leaf_items = []
         if self.linkage is None:
+            self.leaves.set_leaves(None, [], np.zeros(0), 0.0, None)
             return
         height_px = max(self.view.height(), 1.0)
         band = min(_BAND_PX, height_px * 0.5)
         top = float(self.linkage[:, 2].max()) * 1.08 or 1.0
         # keep a fixed pixel band under y=0 for the leaves whatever the panel's height
         self.view.setYRange(-top * band / max(height_px - band, 1.0), top, padding=0)
-        spacing = self.view.width() / max(len(self.cluster_ids), 1)
         session = self.model.session
-        labels = np.asarray(session.labels)
-        sizes = np.bincount(labels[labels >= 0], minlength=max(self.cluster_ids, default=0) + 1)
-        if len(self.cluster_ids) > _MAX_LEAF_ITEMS:  # too many to picture: one item of coloured dots
-            dots = pg.ScatterPlotItem(
-                x=self._x[: len(self.cluster_ids)], y=np.zeros(len(self.cluster_ids)), size=5, pen=None,
-                brush=[pg.mkBrush(*colors.cluster_rgb(c)) for c in self.cluster_ids],
-            )  # fmt: skip
-            self.view.addItem(dots, ignoreBounds=True)
-            self._leaf_items.append(dots)
-            return
-        medoids = self._medoids()
-        for leaf, cid in enumerate(self.cluster_ids):
-            index = medoids.get(cid)
-            image = self._provider.get(index) if self._provider is not None and index is not None else None
-            name = _cluster_name(session, cid)
-            pixmap = leaf_pixmap(
-                image, f"{name} ({int(sizes[cid]):,})", spacing, band, colors.cluster_rgb(cid)
-            )
-            item = QGraphicsPixmapItem(pixmap)
-            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-            item.setOffset(-pixmap.width() / 2, 3)
-            item.setPos(QPointF(self._x[leaf], 0))
-            item.setToolTip(name)
-            self.view.addItem(item, ignoreBounds=True)
-            self._leaf_items.append(item)
+        self.leaves.set_leaves(
+            session, self.cluster_ids, self._x[: len(self.cluster_ids)], band, self._provider
+        )
+        self._medoid_rows = set(self.leaves.medoids.values())
 
     # -- selection --------------------------------------------------------------------------------------
     def node_at(self, pos: QPointF) -> int | None:
@@ -286,7 +273,7 @@ class DendrogramPanel(QWidget):
 
     def select_node(self, node: int, mode: str = "replace") -> np.ndarray:
         """Select the images of every cluster under a tree node; returns the rows."""
-        ids = [self.cluster_ids[leaf] for leaf in self._members[node]]
+        ids = [self.cluster_ids[leaf] for leaf in subtree(self.linkage, node)[0]]
         rows = np.flatnonzero(np.isin(np.asarray(self.model.session.labels), ids))
         self.model.select(rows, mode)
         self._show_chosen(node)
@@ -297,19 +284,8 @@ class DendrogramPanel(QWidget):
         if node is None or node < len(self.cluster_ids):
             self.chosen.setData([], [])
             return
-        n_leaves = len(self.cluster_ids)
-        segments, stack = [], [node]
-        while stack:
-            j = stack.pop() - n_leaves
-            if j < 0:
-                continue
-            a, b, height = int(self.linkage[j, 0]), int(self.linkage[j, 1]), self.linkage[j, 2]
-            for child in (a, b):
-                segments += [(self._x[child], self._y[child]), (self._x[child], height)]
-                stack.append(child)
-            segments += [(self._x[a], height), (self._x[b], height)]
-        segments = np.asarray(segments)
-        self.chosen.setData(segments[:, 0], segments[:, 1])
+        merges = subtree(self.linkage, node)[1]
+        self.chosen.setData(*branch_segments(self.linkage[merges], self._x, self._y))
 
     def _clicked(self, ev: Any) -> None:
         if self.linkage is None or not self.view.sceneBoundingRect().contains(ev.scenePos()):
@@ -331,13 +307,99 @@ class DendrogramPanel(QWidget):
             self._show_chosen(None)
 
 
-def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rgb: tuple) -> QPixmap:
-    """A leaf's label: the medoid thumbnail in a cluster-coloured frame, then the name written upwards."""
+class LeavesItem(ViewSizedItem):
+    """Every leaf of the drawn tree in one item: under each leaf (in pixels, whatever the zoom) the
+    cluster's medoid thumbnail in its colour and its name with its size, or a dot when they are many."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Any = None
+        self.cluster_ids: list[int] = []
+        self.x = np.zeros(0)
+        self.band = 0.0
+        self.provider: Any = None
+        self.medoids: dict[int, int] = {}  # cluster id -> medoid row
+        self.sizes = np.zeros(0, dtype=np.int64)
+        self._dots: dict[tuple, QPixmap] = {}
+        self.last_drawn = 0  # leaves the last paint drew (tests and benchmarks)
+
+    def set_leaves(
+        self, session: Any, cluster_ids: list[int], x: np.ndarray, band: float, provider: Any
+    ) -> None:
+        """The leaves to draw: their clusters, in display order at these x positions, in a band of pixels."""
+        self.session, self.cluster_ids, self.x = session, cluster_ids, x
+        self.band, self.provider = band, provider
+        clusters = getattr(session, "clusters", {}) if session is not None else {}
+        self.medoids = {
+            cid: int(clusters[cid].medoid_index)
+            for cid in cluster_ids
+            if cid in clusters and clusters[cid].medoid_index is not None
+        }
+        labels = np.asarray(session.labels) if session is not None else np.zeros(0, dtype=np.int64)
+        self.sizes = np.bincount(labels[labels >= 0], minlength=max(cluster_ids, default=0) + 1)
+        self.update()
+
+    def paint(self, painter: QPainter, *args: Any) -> None:
+        self.last_drawn = 0
+        if not self.cluster_ids:
+            return
+        t = painter.transform()
+        width = painter.device().width()
+        spacing = abs(t.m11())  # leaves sit one data unit apart
+        px = t.m11() * self.x + t.dx()
+        py = t.dy()  # y = 0
+        painter.save()
+        painter.resetTransform()
+        shown = np.flatnonzero((px > -_THUMB_MAX_PX) & (px < width + _THUMB_MAX_PX)).tolist()
+        rgb = [tuple(c) for c in colors.labels_rgb(np.asarray(self.cluster_ids)).reshape(-1, 3).tolist()]
+        if len(self.cluster_ids) > _MAX_LEAF_PICTURES:  # too many to picture: coloured dots on the axis
+            xs = px.tolist()
+            for leaf in shown:
+                painter.drawPixmap(QPointF(xs[leaf] - 3, py - 3), self._dot(rgb[leaf]))
+        else:
+            for leaf in shown:
+                cid = self.cluster_ids[leaf]
+                index = self.medoids.get(cid)
+                image = self.provider.get(index) if self.provider is not None and index is not None else None
+                text = f"{_cluster_name(self.session, cid)} ({int(self.sizes[cid]):,})"
+                draw_leaf(painter, QPointF(px[leaf], py + 3), image, text, spacing, self.band, rgb[leaf])
+        self.last_drawn = len(shown)
+        painter.restore()
+
+    def _dot(self, rgb: tuple) -> QPixmap:
+        """A 6-pixel disc in this colour, drawn once per colour (2,000 leaves: a copy each, no path)."""
+        dot = self._dots.get(rgb)
+        if dot is None:
+            dot = QPixmap(6, 6)
+            dot.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(dot)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(*rgb))
+            painter.drawEllipse(QRectF(0.5, 0.5, 5, 5))
+            painter.end()
+            self._dots[rgb] = dot
+        return dot
+
+    def hoverEvent(self, ev: Any) -> None:
+        """The name of the leaf under the cursor as the tooltip."""
+        if ev.isExit() or not self.cluster_ids:
+            self.setToolTip("")
+            return
+        slot = int(round(ev.pos().x()))  # leaves sit at x = 0, 1, 2, ... in display order
+        leaf = np.flatnonzero(self.x == slot)
+        self.setToolTip(_cluster_name(self.session, self.cluster_ids[int(leaf[0])]) if len(leaf) else "")
+
+
+def draw_leaf(
+    painter: QPainter, top: QPointF, image: QImage | None, text: str, spacing: float, band: float, rgb: tuple
+) -> None:
+    """One leaf's label, centred under `top`: the medoid thumbnail in a cluster-coloured frame, then the
+    name written downwards (across, wrapped, when the leaves are wide apart)."""
     wide = spacing >= _WIDE_LEAF_PX
     width = int(min(spacing - 6, 150)) if wide else int(max(6, min(spacing - 2, _THUMB_MAX_PX + 4)))
-    pixmap = QPixmap(width, int(band))
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
+    painter.save()
+    painter.translate(top.x() - width / 2, top.y())
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     side = min(width, _THUMB_MAX_PX + 4) - 4
@@ -372,8 +434,7 @@ def leaf_pixmap(image: QImage | None, text: str, spacing: float, band: float, rg
         painter.translate(width / 2 + metrics.ascent() / 2 - 1, y)
         painter.rotate(90)  # read top to bottom, like a rotated axis label under the leaf
         painter.drawText(0, 0, elided)
-    painter.end()
-    return pixmap
+    painter.restore()
 
 
 def _wrapped(metrics: QFontMetrics, text: str, width: int, lines: int) -> str:

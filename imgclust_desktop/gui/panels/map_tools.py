@@ -17,7 +17,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
 )
-from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QLabel, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
 
 from imgclust_desktop.gui import colors
 
@@ -181,10 +181,3 @@ def ramp_icon() -> QIcon:
     painter.fillRect(pixmap.rect(), gradient)
     painter.end()
     return QIcon(pixmap)
-
-
-def style_legend_item(item: QListWidgetItem, hidden: bool) -> None:
-    font = item.font()
-    font.setStrikeOut(hidden)
-    item.setFont(font)
-    item.setForeground(QColor(150, 150, 150) if hidden else QColor(20, 20, 20))

@@ -99,7 +99,32 @@ def _ray_cast(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
-class PointCloudItem(pg.GraphicsObject):
+class ViewSizedItem(pg.GraphicsObject):
+    """An item that draws in pixels, not data units (dots, thumbnails, labels): it claims the visible view
+    as its bounds and is added with ignoreBounds, so it never widens the range."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bounds: QRectF | None = None
+
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            rect = self.viewRect()
+            self._bounds = QRectF() if rect is None else QRectF(rect)
+        return self._bounds
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewRangeChanged()
+
+    def viewTransformChanged(self) -> None:
+        self.prepareGeometryChange()
+        self._bounds = None
+        super().viewTransformChanged()
+
+
+class PointCloudItem(ViewSizedItem):
     """Draws n points from prepared arrays with one drawPixmapFragments call, thumbnails when zoomed in."""
 
     def __init__(self, dot_px: int = 8) -> None:
@@ -115,12 +140,11 @@ class PointCloudItem(pg.GraphicsObject):
         self.palette = np.zeros((0, 3), dtype=np.uint8)
         self.visible = np.zeros(0, dtype=bool)
         self.selected = np.zeros(0, dtype=bool)
-        self._draw_order = np.zeros(0, dtype=np.int64)  # visible indices, bottom to top
+        self._order: np.ndarray | None = np.zeros(0, dtype=np.int64)  # see _draw_order; None: to work out
         self._draw_rank: np.ndarray | None = None
         self._atlas: QPixmap | None = None
         self._sprite = dot_px + 4
         self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
-        self._bounds: QRectF | None = None
         self.last_drawn_points = 0  # how many dots the last paint drew (tests and benchmarks)
         self.raster_above = RASTER_ABOVE
         self.last_drawn_raster = False  # the last paint drew the colour raster instead of dots
@@ -143,9 +167,11 @@ class PointCloudItem(pg.GraphicsObject):
     ) -> None:
         """Recolour without moving anything; points with a lower `draw_rank` are drawn underneath."""
         self.color_index = np.asarray(color_index, dtype=np.int64)
-        self.palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        if not np.array_equal(palette, self.palette):  # a re-cut keeps the palette: keep its sprites too
+            self.palette = palette
+            self._atlas = None
         self._draw_rank = None if draw_rank is None else np.asarray(draw_rank)
-        self._atlas = None
         self._update_order()
 
     def set_visible(self, mask: np.ndarray) -> None:
@@ -165,12 +191,19 @@ class PointCloudItem(pg.GraphicsObject):
         return len(self.coords)
 
     def _update_order(self) -> None:
-        vis = np.flatnonzero(self.visible)
-        if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
-            vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
-        self._draw_order = vis
+        self._order = None  # worked out once at the next paint, however many changes come before it
         self._raster_cache = None
         self.update()
+
+    @property
+    def _draw_order(self) -> np.ndarray:
+        """The visible indices, bottom to top."""
+        if self._order is None:
+            vis = np.flatnonzero(self.visible)
+            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
+                vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
+            self._order = vis
+        return self._order
 
     def _build_atlas(self) -> QPixmap:
         s = self._sprite
@@ -193,25 +226,7 @@ class PointCloudItem(pg.GraphicsObject):
         painter.end()
         return QPixmap.fromImage(image)
 
-    # -- geometry -----------------------------------------------------------------------------------------
-    def boundingRect(self) -> QRectF:
-        # dots and thumbnails have a size in pixels, not data units, so the item claims the visible view;
-        # it is added with ignoreBounds and fit_all works from the data bounds instead
-        if self._bounds is None:
-            rect = self.viewRect()
-            self._bounds = QRectF() if rect is None else QRectF(rect)
-        return self._bounds
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewRangeChanged()
-
-    def viewTransformChanged(self) -> None:
-        self.prepareGeometryChange()
-        self._bounds = None
-        super().viewTransformChanged()
-
+    # -- geometry (the bounds are the visible view: fit_all works from the data bounds instead) --------------
     def data_bounds(self, indices: np.ndarray | None = None) -> QRectF | None:
         """Data rectangle around the given (default: visible) points."""
         if indices is None and len(self.visible) and self.visible.all():

@@ -15,8 +15,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QComboBox,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
+    QListView,
     QMenu,
     QSizePolicy,
     QSplitter,
@@ -25,14 +24,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
 from imgclust_desktop.gui.panels.map_tools import (
     HighlightRings,
     HoverCard,
     SelectViewBox,
     ramp_icon,
     selection_mode,
-    style_legend_item,
     swatch,
 )
 from imgclust_desktop.gui.panels.point_cloud import PointCloudItem, points_in_polygon
@@ -72,10 +72,13 @@ class ScatterPanel(QWidget):
         self.hover = HoverCard(self.canvas)
 
         self.legend_menu_hooks: list[Any] = []  # callables (menu, cluster id) adding cluster actions
-        self.legend = QListWidget()
+        self.legend_model = SwatchListModel(swatch, self)
+        self.legend = QListView()
+        self.legend.setModel(self.legend_model)
+        self.legend.setUniformItemSizes(True)  # 2,000 groups: laid out without asking every row
         self.legend.setMinimumWidth(150)
         self.legend.setToolTip("Click to show or hide; right-click to zoom to a group")
-        self.legend.itemClicked.connect(self._legend_clicked)
+        self.legend.clicked.connect(self._legend_clicked)
         self.legend.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.legend.customContextMenuRequested.connect(self._legend_menu)
 
@@ -229,14 +232,19 @@ class ScatterPanel(QWidget):
     def _apply_colors(self) -> None:
         session = self._session
         labels = np.asarray(session.labels, dtype=np.int64)
-        cluster_ids = np.unique(labels[labels >= 0])
+        cluster_ids, sizes = label_counts(labels)
         if self.color_mode == "folder":
             self._group_folders()
             palette = np.array([colors.group_rgb(k) for k in range(len(self._folders))], dtype=np.uint8)
             self.item.set_colors(self._folder_index, palette)
             self._group = self._folder_index
             counts = np.bincount(self._folder_index, minlength=len(self._folders))
-            entries = [(k, name, int(counts[k]), palette[k]) for k, name in enumerate(self._folders)]
+            entries = [
+                (k, name, int(count), tuple(rgb.tolist()))
+                for k, (name, count, rgb) in enumerate(
+                    zip(self._folders, counts.tolist(), palette, strict=True)
+                )
+            ]
         else:
             if self.color_mode == "outlier":
                 score = getattr(session, "outlier_score", None)
@@ -246,44 +254,40 @@ class ScatterPanel(QWidget):
                 )
                 self.item.set_colors(slot, colors.ramp_rgb(_OUTLIER_LEVELS), draw_rank=slot)
             else:
-                palette = np.vstack([colors.NOISE_RGB, colors.labels_rgb(cluster_ids).reshape(-1, 3)])
-                slot = np.where(labels >= 0, np.searchsorted(cluster_ids, labels) + 1, 0)
+                # the cluster palette with noise first: a point's colour is a lookup of its label, and the
+                # map draws as many sprites as there are colours, not one per cluster (2,000 groups)
+                palette = np.vstack([colors.NOISE_RGB, colors.PALETTE_RGB])
+                slot = np.where(labels >= 0, np.mod(labels, len(colors.PALETTE_RGB)) + 1, 0)
                 self.item.set_colors(slot, palette, draw_rank=labels >= 0)  # noise underneath
             self._group = labels
-            sizes = np.bincount(np.searchsorted(cluster_ids, labels[labels >= 0]), minlength=len(cluster_ids))
-            entries = [(int(c), _cluster_name(session, int(c)), int(s), colors.cluster_rgb(int(c)))
-                       for c, s in zip(cluster_ids, sizes, strict=True)]  # fmt: skip
+            rgb = [tuple(c) for c in colors.labels_rgb(cluster_ids).reshape(-1, 3).tolist()]
+            entries = [(c, _cluster_name(session, c), s, rgb[i])
+                       for i, (c, s) in enumerate(zip(cluster_ids.tolist(), sizes.tolist(), strict=True))]  # fmt: skip
             if (labels < 0).any():
-                entries.append((-1, "Noise", int((labels < 0).sum()), colors.NOISE_RGB))
+                entries.append((-1, "Noise", int((labels < 0).sum()), tuple(colors.NOISE_RGB.tolist())))
         self._fill_legend(entries)
         self._apply_visibility()
 
     def _fill_legend(self, entries: list) -> None:
-        self.legend.clear()
-        if self.color_mode == "outlier" and entries:
-            header = QListWidgetItem(ramp_icon(), "Outlier score 0 → 1")
-            header.setFlags(Qt.ItemFlag.ItemIsEnabled)  # shown at full contrast, never selected
-            self.legend.addItem(header)
-        hidden = self._hidden[self._grouping()]
-        for key, name, count, rgb in entries:
-            item = QListWidgetItem(swatch(rgb), f"{name}  ({count:,})")
-            item.setData(Qt.ItemDataRole.UserRole, key)
-            item.setToolTip(f"{name}: {count:,} images")
-            self.legend.addItem(item)
-            style_legend_item(item, key in hidden)
+        header = (ramp_icon(), "Outlier score 0 → 1") if self.color_mode == "outlier" and entries else None
+        rows = [
+            (key, f"{name}  ({count:,})", rgb, f"{name}: {count:,} images")
+            for key, name, count, rgb in entries
+        ]
+        self.legend_model.set_rows(rows, self._hidden[self._grouping()], header)
 
-    def _legend_clicked(self, item: QListWidgetItem) -> None:
-        key = item.data(Qt.ItemDataRole.UserRole)
+    def _legend_clicked(self, index: Any) -> None:
+        key = index.data(KeyRole)
         if key is None:
             return
         hidden = self._hidden[self._grouping()]
         hidden.symmetric_difference_update({key})
-        style_legend_item(item, key in hidden)
+        self.legend_model.set_hidden(hidden)
         self._apply_visibility()
 
     def _legend_menu(self, pos) -> None:
-        item = self.legend.itemAt(pos)
-        key = None if item is None else item.data(Qt.ItemDataRole.UserRole)
+        index = self.legend.indexAt(pos)
+        key = index.data(KeyRole) if index.isValid() else None
         menu = QMenu(self)
         if key is not None:
             menu.addAction(
@@ -299,15 +303,8 @@ class ScatterPanel(QWidget):
     def show_only(self, key: Any) -> None:
         """Hide every legend group but `key` (None shows all)."""
         grouping = self._grouping()
-        keys = {self.legend.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.legend.count())} - {
-            None
-        }
-        self._hidden[grouping] = set() if key is None else keys - {key}
-        for i in range(self.legend.count()):
-            item = self.legend.item(i)
-            k = item.data(Qt.ItemDataRole.UserRole)
-            if k is not None:
-                style_legend_item(item, k in self._hidden[grouping])
+        self._hidden[grouping] = set() if key is None else set(self.legend_model.keys()) - {key}
+        self.legend_model.set_hidden(self._hidden[grouping])
         self._apply_visibility()
 
     def set_hidden(self, keys: set) -> None:

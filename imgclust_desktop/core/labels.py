@@ -1,0 +1,31 @@
+"""Cluster labels are small non-negative integers (noise -1): count them and find them by lookup.
+
+np.unique and np.searchsorted sort or search 100,000 labels; a re-cut asks such questions a dozen times, so
+these answer with one bincount or one table lookup instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def label_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids, images in each) of the non-noise labels, ids sorted: np.unique's answer."""
+    kept = labels[labels >= 0]
+    if kept.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    counts = np.bincount(kept)
+    ids = np.flatnonzero(counts)
+    return ids, counts[ids]
+
+
+def slots(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Position of each label in the sorted ids (-1 for a label not among them)."""
+    ids = np.asarray(ids, np.int64)
+    labels = np.asarray(labels, np.int64)
+    if ids.size == 0 or labels.size == 0:
+        return np.full(labels.shape, -1, np.int64)
+    low = min(int(labels.min()), int(ids[0]))
+    table = np.full(max(int(labels.max()), int(ids[-1])) - low + 1, -1, np.int64)
+    table[ids - low] = np.arange(len(ids))
+    return table[labels - low]
