@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mapped import release
 from .reduce import l2_normalise
 
 KNN_OUTLIER = 10  # neighbours behind the fallback outlier score
@@ -184,7 +185,13 @@ def duplicate_groups_from_neighbours(
     groups = np.full(n, -1, np.int64)
     if n < 2:
         return groups
-    mean = np.asarray(vectors.mean(axis=0, dtype=np.float64), np.float32) if n > 2 else 0.0
+    mean = 0.0
+    if n > 2:
+        total = np.zeros(vectors.shape[1], np.float64)
+        for start in range(0, n, chunk):
+            total += np.asarray(vectors[start : start + chunk]).sum(axis=0, dtype=np.float64)
+            release(vectors)  # a memory-mapped features.npy: out of the resident set chunk by chunk
+        mean = (total / n).astype(np.float32)
     neighbours = neighbour_indices
     rows_kept, cols_kept = [], []
     unit = None if screen is None else l2_normalise(np.asarray(screen, np.float32))
@@ -206,6 +213,7 @@ def duplicate_groups_from_neighbours(
             hit = np.einsum("ij,ij->i", x[pick], y) >= threshold
             rows_kept.append(own[pick[hit]])
             cols_kept.append(column[pick[hit]])
+        release(vectors)
     a = np.concatenate(rows_kept) if rows_kept else np.zeros(0, np.int64)
     b = np.concatenate(cols_kept) if cols_kept else np.zeros(0, np.int64)
     if len(a) == 0:

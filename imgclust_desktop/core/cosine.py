@@ -12,6 +12,8 @@ import weakref
 
 import numpy as np
 
+from .mapped import release
+
 BLOCK = 8192  # rows read at a time
 _NORMS: list = []  # [(weak reference to a features array, its row norms)]: the last array asked
 
@@ -31,6 +33,7 @@ def row_norms(features: np.ndarray) -> np.ndarray:
     for start in range(0, len(features), BLOCK):
         block = np.asarray(features[start : start + BLOCK], np.float32)
         norms[start : start + BLOCK] = np.sqrt(np.einsum("ij,ij->i", block, block))
+        release(features)  # a memory-mapped features.npy leaves the resident set block by block
     _NORMS[:] = [(weakref.ref(features), norms)]
     return norms
 
@@ -42,6 +45,7 @@ def cosine_to(features: np.ndarray, rows: np.ndarray, row: int) -> np.ndarray:
         dots = np.empty(len(features), np.float32)
         for start in range(0, len(features), BLOCK):
             dots[start : start + BLOCK] = np.asarray(features[start : start + BLOCK], np.float32) @ target
+            release(features)
         dots = dots[rows]
     else:
         dots = np.empty(len(rows), np.float32)

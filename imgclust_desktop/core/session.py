@@ -357,12 +357,14 @@ def medoids_of(
             (inverse_norm[part], slot[part], np.arange(len(x) + 1)), shape=(len(wanted), len(x))
         )
         sums += member @ x
+        release(features)
     directions = sums.astype(np.float32)
     score = np.empty(len(rows), np.float32)
     for start in range(0, len(rows), block):
         part = slice(start, start + block)
         x = feature_rows(features, rows[part])
         score[part] = np.einsum("ij,ij->i", x, directions[slot[part]]) * inverse_norm[part]
+        release(features)
     best = np.full(len(wanted), -np.inf, np.float32)
     np.maximum.at(best, slot, score)
     top = np.flatnonzero(score == best[slot])  # every row at its cluster's best score, in row order
