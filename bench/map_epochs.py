@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imgclust_desktop.core.embed import (  # noqa: E402
     nearest_neighbours,
+    sampled_neighbours,
     umap_knn_size,
     umap_sample_and_place,
     umap_transform,
@@ -78,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     for epochs, sample in runs:
         clock = time.perf_counter()
         if sample:
-            xy = umap_sample_and_place(reduced.data, knn, seed=0, sample_size=sample)
+            sampled = sampled_neighbours(
+                reduced.data, sample_size=sample, seed=0
+            )  # the pipeline's big-set graph
+            xy = umap_sample_and_place(reduced.data, sampled, seed=0)
         else:
             xy = umap_transform(reduced.data, n_components=2, seed=0, knn=knn, n_epochs=epochs or None)
         seconds = time.perf_counter() - clock
