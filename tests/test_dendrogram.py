@@ -92,3 +92,14 @@ def test_a_session_without_a_tree_says_so(qtbot):
     qtbot.addWidget(widget)
     assert widget.linkage is None
     assert "Fewer than two clusters" in widget.message.text()
+
+
+def test_leaf_order_is_scipys_left_to_right_order():
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    from imgclust_desktop.gui.panels.dendrogram import leaf_order
+
+    points = np.random.default_rng(3).normal(size=(300, 4))
+    for method in ("ward", "single", "average"):
+        z = linkage(points, method=method)
+        np.testing.assert_array_equal(leaf_order(z), leaves_list(z))

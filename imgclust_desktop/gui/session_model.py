@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -247,7 +248,8 @@ def make_thumbnails(keys: list[str], session: Any = None) -> Any:
         extra["missing"] = session.missing
         if session.params.get("features_source") == "external":
             extra["paths"] = session.paths
-    return ThumbnailProvider(list(keys), ThumbnailCache(), 128, **extra)
+    keys = keys if isinstance(keys, Sequence) else list(keys)  # FileKeys: found on first use, not copied
+    return ThumbnailProvider(keys, ThumbnailCache(), 128, **extra)
 
 
 class ReplaceSession(QUndoCommand):

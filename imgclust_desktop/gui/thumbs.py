@@ -6,6 +6,7 @@ import io
 import threading
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -175,22 +176,23 @@ class ThumbnailProvider(QObject):
 
     def __init__(
         self,
-        keys: list[str],
+        keys: Sequence[str],
         cache: Any,
         size: int = 128,
         *,
         image_budget: int = DEFAULT_IMAGE_BUDGET,
         jpeg_budget: int = DEFAULT_JPEG_BUDGET,
         parent: QObject | None = None,
-        paths: list[str] | None = None,
+        paths: Sequence[str] | None = None,
         missing: Any = None,
     ) -> None:
         """paths: decode a row's file when the cache has no thumbnail for it; missing: bool per row (or
         row indices) whose file is not on disk, drawn as a grey "missing" tile."""
         super().__init__(parent)
         self.size = size
-        self._store = _Store(list(keys), cache, size, image_budget, jpeg_budget)
-        self._store.paths = None if paths is None else list(paths)
+        # keys: any sequence (worker.FileKeys finds each key when first asked for); not copied
+        self._store = _Store(keys, cache, size, image_budget, jpeg_budget)
+        self._store.paths = paths
         if missing is not None:
             rows = np.flatnonzero(missing) if np.asarray(missing).dtype == bool else np.asarray(missing)
             self._store.absent = set(rows.tolist())

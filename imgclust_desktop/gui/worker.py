@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -239,16 +239,37 @@ def preview_session(features_result: Any, coords: Any, request: Any) -> Any:
     )
 
 
-def file_keys(paths: list[str]) -> list[str]:
-    """Thumbnail-cache keys for paths as they are on disk now ("" where a file is gone)."""
+class FileKeys(Sequence):
+    """Thumbnail-cache keys for paths as they are on disk now ("" where a file is gone), each found (one
+    stat) when first asked for: opening a 1M-image session stat-ed every file first (about 5 s), though a
+    view only ever asks for the thumbnails it shows."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self._paths = paths
+        self._keys: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        key = self._keys.get(index)
+        if key is None:
+            key = self._keys[index] = _file_key(self._paths[index])
+        return key
+
+
+def _file_key(path: str) -> str:
     from imgclust_desktop.core.sources import FileIdentity
 
-    keys = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            keys.append("")
-            continue
-        keys.append(FileIdentity(path, st.st_size, st.st_mtime_ns).key())
-    return keys
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return FileIdentity(path, st.st_size, st.st_mtime_ns).key()
+
+
+def file_keys(paths: Sequence[str]) -> FileKeys:
+    """Thumbnail-cache keys for paths, found on first use (FileKeys)."""
+    return FileKeys(paths)
