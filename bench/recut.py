@@ -49,7 +49,11 @@ def load_or_build_tree(points: np.ndarray, cache: Path | None, k: int | None = N
     params = ClusterParams(seed=0)
     start = time.perf_counter()
     tree = build_tree(
-        points, points, choose=choose_k, fit_flat=lambda v: _fit_k(points, "kmeans", v, params, None), k=k
+        points,
+        points,
+        choose=choose_k,
+        fit_flat=lambda v, init: _fit_k(points, "kmeans", v, params, None, init),
+        k=k,
     )
     print(f"build_tree: {time.perf_counter() - start:.1f} s ({tree.n_leaves} leaves)", flush=True)
     if cache is not None:

@@ -39,7 +39,7 @@ def make_session(folder: Path, n: int, dim: int, groups: int, seed: int = 0) -> 
     started = time.perf_counter()
     params = ClusterParams(seed=seed)
     tree = build_tree(
-        space, space, choose=choose_k, fit_flat=lambda k: _fit_k(space, "kmeans", k, params, None)
+        space, space, choose=choose_k, fit_flat=lambda k, init: _fit_k(space, "kmeans", k, params, None, init)
     )
     tree_seconds = time.perf_counter() - started
     features = rng.normal(size=(n, dim)).astype(np.float32)

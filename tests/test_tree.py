@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from imgclust_desktop.core.cluster import ClusterParams, _fit_k, choose_k, cluster
 from imgclust_desktop.core.evaluate import evaluate
-from imgclust_desktop.core.tree import ClusterTree, build_tree, nested_tree, stored_levels
+from imgclust_desktop.core.tree import ClusterTree, LevelScorer, build_tree, nested_tree, stored_levels
 
 
 def blobs(groups: int, per_group: int, dim: int = 12, spread: float = 0.05, seed: int = 0):
@@ -39,7 +41,7 @@ def make_tree(points: np.ndarray, k: int | None = None) -> ClusterTree:
         points,
         points,
         choose=choose_k,
-        fit_flat=lambda v: _fit_k(points, "kmeans", v, params, None),
+        fit_flat=lambda v, init: _fit_k(points, "kmeans", v, params, None, init),
         k=k,
     )
 
@@ -140,3 +142,57 @@ def test_groups_are_numbered_by_first_appearance(high):
     seen: dict[int, int] = {}
     expected = [seen.setdefault(int(v), len(seen)) for v in labels]
     assert _by_first_appearance(labels).tolist() == expected
+
+
+def test_silhouette_from_group_sums_equals_sklearn():
+    from sklearn import metrics
+
+    from imgclust_desktop.core.tree import silhouette
+
+    points, _ = blobs(groups=12, per_group=25, spread=0.3, seed=7)
+    distances = metrics.pairwise_distances(points, metric="cosine")
+    few = KMeans(n_clusters=9, n_init=1, random_state=0).fit_predict(points)
+    few[0] = 40  # a group of one row (scores 0) and labels that are not 0..k-1
+    many = KMeans(n_clusters=150, n_init=1, random_state=0).fit_predict(points)
+    for labels in (few, many):
+        expected = metrics.silhouette_score(distances, labels, metric="precomputed")
+        assert silhouette(distances, labels) == pytest.approx(expected, abs=1e-5)
+
+
+def overlapping_blobs(seed: int):
+    """Ten groups in six dimensions that overlap: k-means lands in a different optimum from start to start."""
+    return blobs(groups=10, per_group=60, dim=6, spread=0.25, seed=seed)
+
+
+def test_the_level_does_not_hang_on_one_k_means_start():
+    """One k-means answer per level made the level: the same folder got 8 to 11 groups depending on the
+    seed. A level scores the second best of FLAT_STARTS starts (tree.flat_level), so one lucky or unlucky
+    start neither makes nor breaks a peak, and neither does a tiny shift of the points."""
+    points, truth = overlapping_blobs(seed=1)
+    scorer = LevelScorer(points, "silhouette", 0)
+    ks = list(range(2, 16))
+    with threadpool_limits(1):
+        single = {
+            choose_k(
+                ks,
+                [scorer(KMeans(k, n_init=1, random_state=s).fit_predict(points)) for k in ks],
+                "silhouette",
+            )
+            for s in range(6)
+        }
+    assert len(single) > 1  # the folder is one where a single start decides
+    rng = np.random.default_rng(0)
+    levels = set()
+    for seed in range(3):
+        shifted = points + rng.normal(0, 1e-4, size=points.shape).astype(np.float32)
+        params = ClusterParams(seed=seed)
+        tree = build_tree(
+            shifted,
+            shifted,
+            choose=choose_k,
+            fit_flat=lambda v, init, p=shifted, q=params: _fit_k(p, "kmeans", v, q, None, init),
+            seed=seed,
+        )
+        levels.add(tree.default_k)
+        assert evaluate(tree.cut(tree.default_k), truth.tolist())["acc"] >= 0.9
+    assert levels == {10}

@@ -35,7 +35,7 @@ def make_tree_session(
         points,
         points,
         choose=choose_k,
-        fit_flat=lambda v: _fit_k(points, "kmeans", v, params, None),
+        fit_flat=lambda v, init: _fit_k(points, "kmeans", v, params, None, init),
         seed=seed,
     )
     k = tree.default_k

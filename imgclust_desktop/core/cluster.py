@@ -215,12 +215,26 @@ def _medoid_of(points: np.ndarray, max_candidates: int = 500) -> int:
 # ----------------------------------------------------------------------------- one run per method
 
 
-def _fit_k(x: np.ndarray, method: str, k: int, params: ClusterParams, tree: object | None) -> np.ndarray:
-    """Labels for a fixed k with one of the k-taking methods."""
+def _fit_k(
+    x: np.ndarray,
+    method: str,
+    k: int,
+    params: ClusterParams,
+    tree: object | None,
+    init: np.ndarray | None = None,
+) -> np.ndarray:
+    """Labels for a fixed k with one of the k-taking methods; init: k-means' starting centres."""
     seed = params.seed
     if method == "kmeans":
         from sklearn.cluster import KMeans
 
+        if init is not None:
+            # The cluster tree's level was scored on starts fitted to a sample (tree.flat_level): the best
+            # one's centres, refined on every row. One thread: the same answer on any machine.
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                return KMeans(n_clusters=k, init=np.asarray(init, x.dtype), n_init=1).fit_predict(x)
         return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
     if method == "kmedoids":
         return kmedoids(x, k, seed=seed)[0]
@@ -592,11 +606,11 @@ def _tree_clustering(
     x = clustering_space(data, params, cancelled, knn)
     check_cancel(cancelled)
 
-    def fit_flat(k: int) -> np.ndarray:
+    def fit_flat(k: int, init: np.ndarray) -> np.ndarray:
         if knn is None or knn.sample is None:
-            return _fit_k(x, "kmeans", k, params, None)
+            return _fit_k(x, "kmeans", k, params, None, init)
         # A big set: k-means on the sample the clustering space was fitted on, every row to its centre.
-        return nearest_centre(x, x[knn.sample], _fit_k(x[knn.sample], "kmeans", k, params, None))
+        return nearest_centre(x, x[knn.sample], _fit_k(x[knn.sample], "kmeans", k, params, None, init))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -24,6 +24,7 @@ SCIPY_LEAVES = (
 )
 SCORE_SAMPLE = 3000  # rows whose pairwise distances score every candidate cut
 LEVEL_STEP = 1.08  # candidate cuts above 30 groups grow by 8 % each
+FLAT_STARTS = 32  # k-means starts per level from 2 to 25 groups; a level scores its second best (flat_level)
 MIN_LEVELS = 5
 
 
@@ -356,7 +357,7 @@ def build_tree(
     score_on: np.ndarray,
     *,
     choose: Callable[[list[int], list[float], str], int],
-    fit_flat: Callable[[int], np.ndarray],
+    fit_flat: Callable[[int, np.ndarray], np.ndarray],
     flat_range: tuple[int, int] = (2, 25),
     k: int | None = None,
     seed: int = 0,
@@ -366,14 +367,16 @@ def build_tree(
 ) -> ClusterTree:
     """The tree of x (the clustering space), its default level scored on score_on (reduced features).
 
-    Levels in flat_range are scored on fit_flat(k) (k-means: its flat answer is better than a Ward cut
-    at few groups); levels above it on cuts of the micro-cluster tree, up to half the images. choose(ks,
-    scores, criterion) picks the level (cluster.choose_k). When a flat answer wins, the tree is rebuilt
-    around it (nested_tree), so the default level is still a cut of the tree. k: a given level instead.
+    Levels in flat_range are scored on k-means answers (better than a Ward cut at few groups: see
+    flat_level); levels above it on cuts of the micro-cluster tree, up to half the images. choose(ks,
+    scores, criterion) picks the level (cluster.choose_k). When a flat level wins, fit_flat(k, centres)
+    gives every row its group (k-means from the best start's centres) and the tree is rebuilt around that
+    answer (nested_tree), so the default level is still a cut of the tree. k: a given level instead.
     """
+    from threadpoolctl import threadpool_limits
+
     n = len(x)
     x = np.asarray(x, np.float32)
-    lo, hi = max(2, flat_range[0]), max(2, flat_range[1])
     meter = RateMeter("tree", 4, on_progress)
     meter.update(0, "micro-clusters")
     leaf_of, centroids = micro_clusters(x, n_leaves_for(n), seed=seed, cancelled=cancelled)
@@ -387,40 +390,18 @@ def build_tree(
         tree.levels = sorted({1, m})
         return tree
     check_cancel(cancelled)
-    flat_ks = [v for v in range(lo, min(hi, n - 1) + 1)]
-    if k is not None:
-        chosen = tree.clamp(k)
-        flat = {chosen: fit_flat(chosen)} if chosen in flat_ks else {}
-    else:
-        meter.update(2, f"scoring levels {lo}..{min(m, n // 2)}")
-        flat = {}
-        for v in flat_ks:
-            check_cancel(cancelled)
-            flat[v] = np.asarray(fit_flat(v))
-        tree_ks = [v for v in candidate_levels(max(2, min(m, n // 2))) if v > (flat_ks[-1] if flat_ks else 1)]
-        ks = flat_ks + tree_ks
-        labelings = [flat[v] for v in flat_ks] + [tree.cut(v) for v in tree_ks]
-        scores = score_labelings(labelings, score_on, criterion, seed, cancelled)
-        chosen = int(choose(ks, scores, criterion))
-        if chosen in tree_ks:
-            # The grid above 30 groups steps 8 %: score every level between the chosen one's neighbours
-            # and choose again, so 100 groups are found as 100, not as the 95 or 103 of the grid.
-            at = ks.index(chosen)
-            between = [v for v in range(ks[at - 1] + 1, ks[min(at + 1, len(ks) - 1)]) if v not in ks]
-            scores += score_labelings([tree.cut(v) for v in between], score_on, criterion, seed, cancelled)
-            ks += between
-            order = np.argsort(ks, kind="stable")
-            ks, scores = [ks[i] for i in order], [scores[i] for i in order]
-            chosen = int(choose(ks, scores, criterion))
-        tree.k_curve = {
-            "k": ks,
-            "score": [None if np.isnan(v) else float(v) for v in scores],
-            "criterion": criterion,
-            "chosen": chosen,
-        }
-    if chosen in flat:
+    # Scoring runs on one thread: k-means' sums and BLAS products then give the same answer whatever the
+    # thread count, and small fits gain nothing from threads (a 10k-row k-means start took 0.17 s on two
+    # busy cores against 0.025 s on one).
+    if k is None:
+        meter.update(2, f"scoring levels {max(2, flat_range[0])}..{min(m, n // 2)}")
+    with threadpool_limits(1):
+        chosen, centres, tree.k_curve = _choose_level(
+            x, score_on, tree, choose, flat_range, k, seed, criterion, cancelled
+        )
+    if chosen in centres:
         meter.update(3, f"tree around the {chosen} groups")
-        labels = _by_first_appearance(np.asarray(flat[chosen]))
+        labels = _by_first_appearance(np.asarray(fit_flat(chosen, centres[chosen])))
         leaf_of, linkage = nested_tree(x, labels, seed=seed)
         tree = ClusterTree(
             leaf_of=leaf_of, linkage=linkage, default_k=chosen, levels=[1], k_curve=tree.k_curve
@@ -431,42 +412,174 @@ def build_tree(
     return tree
 
 
-def score_labelings(
-    labelings, score_on: np.ndarray, criterion: str, seed: int, cancelled: CancelFlag = never_cancelled
-) -> list[float]:
-    """Criterion of each labelling, on one fixed sample whose distance matrix is computed once.
+def _choose_level(
+    x: np.ndarray,
+    score_on: np.ndarray,
+    tree: ClusterTree,
+    choose: Callable[[list[int], list[float], str], int],
+    flat_range: tuple[int, int],
+    k: int | None,
+    seed: int,
+    criterion: str,
+    cancelled: CancelFlag,
+) -> tuple[int, dict[int, np.ndarray], dict | None]:
+    """(chosen level, centres of the flat levels scored, k-curve) for build_tree; k: a given level."""
+    n, m = len(x), tree.n_leaves
+    lo, hi = max(2, flat_range[0]), max(2, flat_range[1])
+    scorer = LevelScorer(score_on, criterion, seed)
+    flat_ks = [v for v in range(lo, min(hi, n - 1) + 1)]
+    centres: dict[int, np.ndarray] = {}
+    if k is not None:
+        chosen = tree.clamp(k)
+        if chosen in flat_ks:
+            centres[chosen] = flat_level(x[scorer.rows], chosen, scorer, seed=seed, cancelled=cancelled)[1]
+        return chosen, centres, None
+    scores = []
+    for v in flat_ks:
+        check_cancel(cancelled)
+        score, centres[v] = flat_level(x[scorer.rows], v, scorer, seed=seed, cancelled=cancelled)
+        scores.append(score)
+    tree_ks = [v for v in candidate_levels(max(2, min(m, n // 2))) if v > (flat_ks[-1] if flat_ks else 1)]
+    ks = flat_ks + tree_ks
+    scores += scorer.score_all([tree.cut(v) for v in tree_ks], cancelled)
+    chosen = int(choose(ks, scores, criterion))
+    if chosen in tree_ks:
+        # The grid above 30 groups steps 8 %: score every level between the chosen one's neighbours
+        # and choose again, so 100 groups are found as 100, not as the 95 or 103 of the grid.
+        at = ks.index(chosen)
+        between = [v for v in range(ks[at - 1] + 1, ks[min(at + 1, len(ks) - 1)]) if v not in ks]
+        scores += scorer.score_all([tree.cut(v) for v in between], cancelled)
+        ks += between
+        order = np.argsort(ks, kind="stable")
+        ks, scores = [ks[i] for i in order], [scores[i] for i in order]
+        chosen = int(choose(ks, scores, criterion))
+    curve = {
+        "k": ks,
+        "score": [None if np.isnan(v) else float(v) for v in scores],
+        "criterion": criterion,
+        "chosen": chosen,
+    }
+    return chosen, centres, curve
+
+
+def flat_level(
+    xs: np.ndarray, k: int, scorer: LevelScorer, *, seed: int = 0, cancelled: CancelFlag = never_cancelled
+) -> tuple[float, np.ndarray]:
+    """(score, centres) of k groups: FLAT_STARTS k-means starts on the scored rows xs (the sample).
+
+    The level scores the second best of its starts and keeps the best start's centres. With one k-means
+    answer per level the curve's peaks were luck: on Fashion-MNIST one answer lands in a poor optimum at
+    one k and another in a rare good one, and the chosen level moved between 12 and 14 groups from run
+    to run (ACC 0.65 to 0.58). The second best of many starts moves little: one lucky start cannot make
+    a peak and one unlucky start cannot break one. The starts run on the sample (their cost does not grow
+    with the folder) and, under build_tree, on one thread (the same rows give the same answer anywhere).
+    """
+    from sklearn.cluster import KMeans
+
+    lower_better = scorer.criterion in ("davies_bouldin", "elbow")
+    runs = []
+    for start in range(FLAT_STARTS):
+        check_cancel(cancelled)
+        init = greedy_kmeans_plus_plus(xs, k, np.random.default_rng([seed, start]))
+        fit = KMeans(n_clusters=k, init=init, n_init=1).fit(xs)
+        score = scorer(fit.labels_)
+        runs.append((-score if lower_better else score, start, fit.cluster_centers_))
+    finite = sorted((r for r in runs if np.isfinite(r[0])), key=lambda r: (-r[0], r[1]))
+    if not finite:
+        return float("nan"), runs[0][2]
+    second = finite[min(1, len(finite) - 1)][0]
+    return float(-second if lower_better else second), finite[0][2]
+
+
+def greedy_kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k starting centres by greedy k-means++ (sklearn's: 2 + log k candidates per centre, the one that
+    lowers the summed squared distance most is kept), in numpy: 1 ms against sklearn's 8 for 12 centres
+    on 3,000 rows, where it was half of every start. Plain k-means++ (one candidate) is no substitute:
+    its starts land in more rare optima, and on Fashion-MNIST the chosen level fell to 7-9 groups."""
+    n, trials = len(x), 2 + int(np.log(k))
+    squares = np.einsum("ij,ij->i", x, x)
+    first = int(rng.integers(n))
+    centres = [first]
+    closest = np.maximum(squares - 2 * x @ x[first] + squares[first], 0)
+    for _ in range(1, k):
+        picks = np.searchsorted(np.cumsum(closest, dtype=np.float64), rng.random(trials) * closest.sum())
+        picks = np.minimum(picks, n - 1)
+        dist = np.maximum(squares[None, :] - 2 * x[picks] @ x.T + squares[picks][:, None], 0)
+        dist = np.minimum(closest[None, :], dist)
+        best = int(np.argmin(dist.sum(axis=1)))
+        centres.append(int(picks[best]))
+        closest = dist[best]
+    return x[centres].copy()
+
+
+def silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of labels from a square distance matrix: sklearn's silhouette_score, 5-10x faster.
+
+    Every level from 2 to 25 groups is scored on FLAT_STARTS k-means answers, a few hundred scores a run:
+    summing each group's rows of the (symmetric) matrix at once takes 6 ms for 12 groups of 3,000 rows
+    where sklearn's per-row sums take 69 (51 against 85 for 1,500 groups).
+    """
+    _, labels = np.unique(labels, return_inverse=True)
+    n, k = len(labels), int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=k)
+    order = np.argsort(labels, kind="stable")
+    sums = np.empty((n, k), distances.dtype)  # each row's summed distance to each group
+    for group, rows in enumerate(np.split(order, np.cumsum(sizes)[:-1])):
+        sums[:, group] = distances[rows].sum(axis=0)
+    own = sizes[labels]
+    inside = sums[np.arange(n), labels] / np.maximum(own - 1, 1)
+    between = sums / sizes
+    between[np.arange(n), labels] = np.inf
+    nearest = between.min(axis=1)
+    width = np.maximum(np.maximum(inside, nearest), np.finfo(np.float32).tiny)
+    # A row alone in its group scores 0, as in sklearn.
+    return float(np.where(own > 1, (nearest - inside) / width, 0.0).mean())
+
+
+class LevelScorer:
+    """The criterion of a labelling on one fixed sample of rows, whose distances are computed once.
 
     Silhouette is cosine on the reduced features: they are L2-normalised before PCA, so angles are the
-    similarity the person sees. Computing the sample's distances once makes 100 candidate cuts cheap.
+    similarity the person sees. Computing the sample's distances once makes 100 candidate cuts and the
+    k-means starts of every flat level cheap. Call it with the labels of `rows`.
     """
-    from sklearn import metrics
 
-    n = len(score_on)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, SCORE_SAMPLE, replace=False)) if n > SCORE_SAMPLE else np.arange(n)
-    data = np.asarray(score_on, np.float32)[sample]
-    distances = None
-    if criterion == "silhouette":
-        distances = metrics.pairwise_distances(data, metric="cosine")
-    scores = []
-    for full in labelings:
-        check_cancel(cancelled)
-        labels = np.asarray(full)[sample]
+    def __init__(self, score_on: np.ndarray, criterion: str, seed: int) -> None:
+        from sklearn import metrics
+
+        n = len(score_on)
+        rng = np.random.default_rng(seed)
+        self.rows = np.sort(rng.choice(n, SCORE_SAMPLE, replace=False)) if n > SCORE_SAMPLE else np.arange(n)
+        self.criterion = criterion
+        self.data = np.asarray(score_on, np.float32)[self.rows]
+        self.distances = None
+        if criterion == "silhouette":
+            self.distances = metrics.pairwise_distances(self.data, metric="cosine")
+
+    def __call__(self, labels: np.ndarray) -> float:
+        from sklearn import metrics
+
+        labels = np.asarray(labels)
         keep = labels >= 0
         n_labels = len(np.unique(labels[keep]))
         if n_labels < 2 or n_labels >= keep.sum():
-            scores.append(float("nan"))
-        elif criterion == "silhouette":
-            d = distances if keep.all() else distances[np.ix_(keep, keep)]
-            scores.append(float(metrics.silhouette_score(d, labels[keep], metric="precomputed")))
-        elif criterion == "davies_bouldin":
-            scores.append(float(metrics.davies_bouldin_score(data[keep], labels[keep])))
-        elif criterion == "calinski_harabasz":
-            scores.append(float(metrics.calinski_harabasz_score(data[keep], labels[keep])))
-        else:  # elbow: within-group sum of squares
-            lab = labels[keep]
-            centres = np.zeros((int(lab.max()) + 1, data.shape[1]))
-            np.add.at(centres, lab, data[keep])
-            centres /= np.maximum(np.bincount(lab), 1)[:, None]
-            scores.append(float(((data[keep] - centres[lab]) ** 2).sum()))
-    return scores
+            return float("nan")
+        data, labels = self.data[keep], labels[keep]
+        if self.criterion == "silhouette":
+            return silhouette(self.distances if keep.all() else self.distances[np.ix_(keep, keep)], labels)
+        if self.criterion == "davies_bouldin":
+            return float(metrics.davies_bouldin_score(data, labels))
+        if self.criterion == "calinski_harabasz":
+            return float(metrics.calinski_harabasz_score(data, labels))
+        centres = np.zeros((int(labels.max()) + 1, data.shape[1]))  # elbow: within-group sum of squares
+        np.add.at(centres, labels, data)
+        centres /= np.maximum(np.bincount(labels), 1)[:, None]
+        return float(((data - centres[labels]) ** 2).sum())
+
+    def score_all(self, labelings, cancelled: CancelFlag = never_cancelled) -> list[float]:
+        """The criterion of each labelling of every row."""
+        scores = []
+        for full in labelings:
+            check_cancel(cancelled)
+            scores.append(self(np.asarray(full)[self.rows]))
+        return scores
