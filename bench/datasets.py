@@ -1,12 +1,15 @@
 """Write the public benchmark sets as class folders: DATA/<set>/<class>/<file>.
 
-Usage: python bench/datasets.py DATA [digits] [fashion-mnist] [fashion-mnist-70k] [many-groups]
+Usage: python bench/datasets.py DATA [digits] [fashion-mnist] [fashion-mnist-70k] [fashion-mnist-1m] [many-groups]
        (no set named: digits, fashion-mnist and many-groups)
 
   digits             1,797 8x8 handwritten digits bundled with scikit-learn, 10 classes
   fashion-mnist      the 10,000-image test split of Fashion-MNIST, 10 classes
                      (Debian: apt-get install dataset-fashion-mnist)
   fashion-mnist-70k  all 70,000 Fashion-MNIST images (train + test), for the scaling runs
+  fashion-mnist-1m   every one of those 70,000 in 15 variants (1,050,000 PNGs, about 4 GB on disk): the
+                     original and 14 augmented copies (shift of up to 2 px, mirror, contrast 0.75-1.25,
+                     noise), for the one-million-image run (bench/scaling.py --source fashion-mnist-1m)
   many-groups        100 groups of 8 views each (800 JPEGs), like the bursts of a photo library: every
                      group is one real photo seen through 8 random shots (crop of 75-100 % of the area,
                      flip, a tilt of up to 6 degrees, exposure and colour shift, size, JPEG quality). The
@@ -71,15 +74,65 @@ def _idx_file(name: str, header: int) -> np.ndarray:
         return np.frombuffer(f.read(), np.uint8, offset=header)
 
 
-def fashion_mnist(data: Path, *, full: bool = False) -> None:
+def _fashion_arrays(full: bool) -> tuple[np.ndarray, np.ndarray]:
     if not FASHION_DIR.is_dir():
         sys.exit(f"Fashion-MNIST is not in {FASHION_DIR}: apt-get install dataset-fashion-mnist")
     splits = ["t10k"] if not full else ["train", "t10k"]
     images = np.concatenate([_idx_file(f"{s}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28) for s in splits])
     labels = np.concatenate([_idx_file(f"{s}-labels-idx1-ubyte.gz", 8) for s in splits]).astype(np.int64)
+    return images, labels
+
+
+def fashion_mnist(data: Path, *, full: bool = False) -> None:
+    images, labels = _fashion_arrays(full)
     _write_pngs(
         data / ("fashion-mnist-70k" if full else "fashion-mnist"), images, labels, list(FASHION_CLASSES)
     )
+
+
+MILLION_VARIANTS = 15
+
+
+def fashion_variant(images: np.ndarray, variant: int, seed: int = 0) -> np.ndarray:
+    """Variant 0 is the images as they are; the others shift each image by up to 2 px (zero fill), mirror
+    half of them, scale the contrast by 0.75-1.25 and add a little noise: the same garment, another shot."""
+    if variant == 0:
+        return images
+    rng = np.random.default_rng([seed, variant])
+    n = len(images)
+    out = np.zeros_like(images)
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    dy, dx = rng.integers(0, 5, n), rng.integers(0, 5, n)
+    for sy in range(5):  # 25 shift classes, each one vectorised slice
+        for sx in range(5):
+            rows = np.flatnonzero((dy == sy) & (dx == sx))
+            out[rows] = padded[rows, sy : sy + 28, sx : sx + 28]
+    mirror = rng.random(n) < 0.5
+    out[mirror] = out[mirror, :, ::-1]
+    gain = rng.uniform(0.75, 1.25, (n, 1, 1)).astype(np.float32)
+    noisy = out * gain + rng.normal(0, 6, out.shape).astype(np.float32)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def _write_variant(args: tuple[Path, int]) -> int:
+    dest, variant = args
+    images, labels = _fashion_arrays(full=True)
+    pixels = fashion_variant(images, variant)
+    for i, label in enumerate(labels.tolist()):
+        Image.fromarray(pixels[i]).save(dest / FASHION_CLASSES[label] / f"{i:05d}_v{variant:02d}.png")
+    return len(pixels)
+
+
+def fashion_mnist_million(data: Path) -> None:
+    """70,000 x MILLION_VARIANTS PNGs in the ten class folders, written by one process per core."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    dest = data / "fashion-mnist-1m"
+    for name in FASHION_CLASSES:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor() as pool:
+        count = sum(pool.map(_write_variant, [(dest, v) for v in range(MILLION_VARIANTS)]))
+    print(f"{dest}: {count} images, {len(FASHION_CLASSES)} classes")
 
 
 # ----------------------------------------------------------------------------------------------- many-groups
@@ -205,6 +258,7 @@ SETS = {
     "digits": digits,
     "fashion-mnist": fashion_mnist,
     "fashion-mnist-70k": lambda data: fashion_mnist(data, full=True),
+    "fashion-mnist-1m": fashion_mnist_million,
     "many-groups": many_groups,
 }
 

@@ -1,12 +1,13 @@
 """How `imgclust cluster` (default model and settings) grows with the number of images.
 
 Usage: python bench/scaling.py --data DATA [--sizes 1000 5000 20000 70000] [--timeout S]
-                               [--budget-minutes M] [--out scaling.md]
+                               [--budget-minutes M] [--source SET] [--once] [--out scaling.md]
 
-Images come from Fashion-MNIST 70k (DATA/fashion-mnist-70k, written by bench/datasets.py
-when missing); each size is a stratified subset hard-linked into DATA/scaling/fmnist-<n>. Per size two cold
+Images come from Fashion-MNIST 70k (DATA/fashion-mnist-70k), or with --source fashion-mnist-1m from its
+1,050,000 augmented variants; bench/datasets.py writes the set when it is missing. Each size is a stratified
+subset hard-linked into DATA/scaling/<set>-<n> (the whole set is used in place). Per size two cold
 processes run with the same fresh IMGCLUST_CACHE_DIR: the first computes every feature (uncached), the second
-finds them in the cache (cached). Wall seconds and peak RSS are measured around the process; the per-stage
+finds them in the cache (cached); --once runs only the first (features computed once, as for 1M images). Wall seconds and peak RSS are measured around the process; the per-stage
 seconds come from the session's session.json "timings" ("save" = wall minus the pipeline's total: imports,
 writing the session, montages and report). A size whose predicted uncached+cached time (extrapolated from
 the two previous sizes) would not fit in what is left of --budget-minutes is skipped and listed as such.
@@ -32,18 +33,25 @@ MAKE_DATASETS = BENCH / "datasets.py"
 STAGES = ("scan", "model", "features", "reduce", "neighbours", "embed", "cluster", "analyse", "save")
 
 
-def source_folder(data: Path) -> Path:
-    folder = data / "fashion-mnist-70k"
-    if not (folder.is_dir() and count_images(folder) == 70000):
+SOURCES = {"fashion-mnist-70k": 70_000, "fashion-mnist-1m": 1_050_000}
+
+
+def source_folder(data: Path, name: str = "fashion-mnist-70k") -> Path:
+    folder = data / name
+    if not (folder.is_dir() and count_images(folder) == SOURCES[name]):
         if not MAKE_DATASETS.exists():
             sys.exit(f"{folder} is missing and {MAKE_DATASETS} is not there to write it")
-        subprocess.run([sys.executable, str(MAKE_DATASETS), str(data), "fashion-mnist-70k"], check=True)
+        subprocess.run([sys.executable, str(MAKE_DATASETS), str(data), name], check=True)
     return folder
 
 
 def sized_folder(source: Path, n: int, data: Path) -> Path:
-    """DATA/scaling/fmnist-<n>: every (70000/n)-th image of source, hard-linked (copied across devices)."""
-    target = data / "scaling" / f"fmnist-{n}"
+    """DATA/scaling/<set>-<n>: every (size/n)-th image of source, hard-linked (copied across devices); the
+    source itself when n is all of it."""
+    if n == SOURCES.get(source.name):
+        return source
+    prefix = "fmnist" if source.name == "fashion-mnist-70k" else source.name
+    target = data / "scaling" / f"{prefix}-{n}"
     if target.is_dir() and count_images(target) == n:
         return target
     shutil.rmtree(target, ignore_errors=True)
@@ -158,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=120, help="skip sizes predicted to overrun")
     parser.add_argument("--work", type=Path, default=BENCH / "out" / "scaling")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
+    parser.add_argument("--source", choices=list(SOURCES), default="fashion-mnist-70k")
+    parser.add_argument("--once", action="store_true", help="only the uncached run (features computed once)")
     args = parser.parse_args(argv)
 
-    source = source_folder(args.data)
+    source = source_folder(args.data, args.source)
     started = dt.datetime.now(dt.timezone.utc)
     records, skipped = [], []
     for n in sorted(args.sizes):
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="imgclust-scaling-cache-") as cache:
-            for label in ("uncached", "cached"):
+            for label in ("uncached",) if args.once else ("uncached", "cached"):
                 print(f"{n} images, {label} ...", file=sys.stderr)
                 record = run_once(folder, Path(cache), work, f"n{n}-{label}", args.timeout)
                 records.append(record)
