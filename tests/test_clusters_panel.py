@@ -128,6 +128,27 @@ def test_diagnostics_silhouette_matches_sklearn_and_shows_the_k_curve(qtbot, tmp
     provider.close()
 
 
+def test_an_edit_behind_the_clusters_tab_keeps_the_k_curve_and_recomputes_the_silhouette_when_shown(
+    qtbot, tmp_path
+):
+    panel, session, provider = build(qtbot, tmp_path)
+    diagnostics = panel.diagnostics
+    panel.tabs.setCurrentWidget(diagnostics)
+    qtbot.waitUntil(lambda: diagnostics.silhouette is not None, timeout=10_000)
+    k_items = list(diagnostics.k_plot.getPlotItem().items)
+    panel.tabs.setCurrentIndex(0)  # the grid in front, diagnostics hidden
+    moved = np.flatnonzero(session.labels == session.cluster_ids()[0])[:20]
+    panel.model.assign(moved, session.cluster_ids()[1])  # an edit of the same session
+    assert diagnostics.silhouette is None
+    assert diagnostics.k_plot.getPlotItem().items == k_items  # the run's k curve is not redrawn
+    panel.tabs.setCurrentWidget(diagnostics)
+    qtbot.waitUntil(lambda: diagnostics.silhouette is not None, timeout=10_000)
+    rows, values = diagnostics.silhouette
+    expected = silhouette_samples(session.features[rows], session.labels[rows], metric="cosine")
+    assert np.allclose(values, expected, atol=1e-5)  # the edited labels, not the ones before
+    provider.close()
+
+
 def test_silhouette_is_sampled_above_the_limit():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 900)

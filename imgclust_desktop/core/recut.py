@@ -55,13 +55,12 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     warnings: list[str] = []
     kept: list[str] = []
     for cid, node in enumerate(new_nodes.tolist()):
-        clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, node=int(node))
-        previous = node_to_old.get(int(node))
-        if previous is not None:
+        previous = node_to_old.get(node)
+        if previous is None:
+            clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, node=node)
+        else:  # the node was a cluster before: its name and exclusion carry over
             info = old[previous]
-            clusters[cid] = dataclasses.replace(
-                clusters[cid], name=info.name, excluded=info.excluded, renamed=info.renamed
-            )
+            clusters[cid] = ClusterInfo(cid, info.name, None, info.excluded, node, info.renamed)
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
@@ -109,15 +108,19 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
-    memory = _remember(session, clusters, kept)
+    memory = _remember(session, clusters, kept, present)
     return RecutPlan(k, labels, clusters, warnings, kept, memory)
 
 
-def _remember(session: Session, clusters: dict[int, ClusterInfo], kept: list[str]) -> dict[int, dict]:
+def _remember(
+    session: Session, clusters: dict[int, ClusterInfo], kept: list[str], present: set[int] | None = None
+) -> dict[int, dict]:
     """Names and exclusions of groups leaving the cut are remembered by tree node; those of the new
-    clusters come back (`clusters` is updated). Returns the memory after the change."""
+    clusters come back (`clusters` is updated). `present`: the clusters with images before the change,
+    when the caller has counted them. Returns the memory after the change."""
     memory = {int(k): dict(v) for k, v in session.node_curation.items()}
-    present = set(label_counts(session.labels)[0].tolist())
+    if present is None:
+        present = set(label_counts(session.labels)[0].tolist())
     new_nodes = {c.node for c in clusters.values() if c.node is not None}
     for info in session.clusters.values():
         if info.node is None or info.id not in present:
@@ -152,7 +155,8 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
         name = info.name if info.renamed else names.get(cid, info.name)
         medoid = medoids.get(cid)
         if name != info.name or medoid != info.medoid_index:
-            session.clusters[cid] = dataclasses.replace(info, name=name, medoid_index=medoid)
+            # as dataclasses.replace, without its walk over the fields (a third of the time, per cluster)
+            session.clusters[cid] = ClusterInfo(**{**vars(info), "name": name, "medoid_index": medoid})
     drawn = cluster_linkage(session)
     if drawn is not None:
         session.linkage, session.linkage_cluster_ids = drawn
