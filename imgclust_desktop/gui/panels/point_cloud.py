@@ -186,7 +186,8 @@ class PointCloudItem(ViewSizedItem):
         self._atlas: QPixmap | None = None
         self._sprite = dot_px + 4
         self._sprite_masks: tuple[np.ndarray, np.ndarray] | None = None  # a sprite's (opaque, touched) pixels
-        self._hidden_cache: tuple | None = None  # (view key, dots on screen, which of them are painted over)
+        self._screen_cache: tuple | None = None  # (view key, draw order, the dots on screen): see _on_screen
+        self._hidden_cache: tuple | None = None  # (view key, dots on screen, those not painted over)
         self.last_hidden_points = 0  # dots the last paint skipped because later dots cover them entirely
         self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
         self.last_drawn_points = 0  # how many dots the last paint drew (tests and benchmarks)
@@ -203,7 +204,7 @@ class PointCloudItem(ViewSizedItem):
         n = len(self.coords)
         self.visible = np.ones(n, dtype=bool)
         self.selected = np.zeros(n, dtype=bool)
-        self._hidden_cache = None
+        self._screen_cache = self._hidden_cache = None
         self.footprint = _thumbnail_footprint(self.coords)
         self.set_colors(color_index, palette)
 
@@ -309,17 +310,30 @@ class PointCloudItem(ViewSizedItem):
         ):
             painter.restore()
             return
-        xy = self.coords[order]
-        px = t.m11() * xy[:, 0] + t.m21() * xy[:, 1] + t.dx()
-        py = t.m12() * xy[:, 0] + t.m22() * xy[:, 1] + t.dy()
-        margin = self._sprite
-        on_screen = (px > -margin) & (px < width + margin) & (py > -margin) & (py < height + margin)
-        order, px, py = order[on_screen], px[on_screen], py[on_screen]
-        self._draw_dots(painter, order, px, py, (t.m11(), t.m21(), t.m12(), t.m22(), t.dx(), t.dy()))
+        view = (t.m11(), t.m21(), t.m12(), t.m22(), t.dx(), t.dy())
+        order, px, py = self._on_screen(order, view, width, height)
+        self._draw_dots(painter, order, px, py, view)
         side = self.footprint * float(np.hypot(t.m11(), t.m12()))
         if self.thumbnail_source is not None and side >= self.thumb_min_px and len(order):
             self._draw_thumbnails(painter, order, px, py, min(side, self.thumb_max_px), width, height)
         painter.restore()
+
+    def _on_screen(self, order: np.ndarray, view: tuple, width: int, height: int) -> tuple:
+        """(rows, x, y): the dots in drawing order within a sprite of the device, at their device pixels.
+        Kept while the view and the drawing order stay the same: a re-cut only recolours the dots."""
+        key = (view, width, height, self._sprite)
+        cached = self._screen_cache
+        if cached is not None and cached[0] == key and np.array_equal(cached[1], order):
+            return cached[2]
+        m11, m21, m12, m22, dx, dy = view
+        xy = self.coords[order]
+        px = m11 * xy[:, 0] + m21 * xy[:, 1] + dx
+        py = m12 * xy[:, 0] + m22 * xy[:, 1] + dy
+        margin = self._sprite
+        on_screen = (px > -margin) & (px < width + margin) & (py > -margin) & (py < height + margin)
+        shown = (order[on_screen], px[on_screen], py[on_screen])
+        self._screen_cache = (key, order, shown)
+        return shown
 
     def _raster_arrays(self) -> tuple:
         """float32 x, y and opaque ARGB colours (full and faded) of the drawn points, in draw order."""
@@ -386,13 +400,13 @@ class PointCloudItem(ViewSizedItem):
         if self._atlas is None:
             self._atlas = self._build_atlas()
         self.last_drawn_points = len(order)
-        selected = self.selected[order]
+        selected = self.selected[order] if self.selected.any() else np.zeros(len(order), bool)
         n_sel = int(selected.sum())
         self.last_hidden_points = 0
         if n_sel == 0 and self._can_skip_hidden(painter, len(order)):
-            shown = ~self._hidden(painter, order, px, py, view)
-            self.last_hidden_points = len(order) - int(shown.sum())
-            order, px, py, selected = order[shown], px[shown], py[shown], selected[shown]
+            drawn = len(order)
+            order, px, py = self._uncovered(painter, order, px, py, view)
+            self.last_hidden_points = drawn - len(order)
         total = len(order) + n_sel
         self._fragments.resize(total)
         frag = self._fragments.ndarray()
@@ -428,24 +442,29 @@ class PointCloudItem(ViewSizedItem):
             and _pixel_offset(painter) is not None
         )
 
-    def _hidden(
+    def _uncovered(
         self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray, view: tuple
-    ) -> np.ndarray:
-        """Which of these dots later ones cover entirely; kept while the view and the dots stay the same (a
-        re-cut only recolours them)."""
+    ) -> tuple:
+        """(rows, x, y) of the dots no later dots cover entirely; kept while the view and the dots stay the
+        same (a re-cut only recolours them)."""
         device = painter.device()
         # where each sprite's corner lands, rounded where the raster engine rounds it: in the pixels of the
         # window's backing store, which a widget's painter reaches through a whole-pixel offset
         ox, oy = _pixel_offset(painter)
         key = (device.width(), device.height(), ox, oy, self._sprite, view)
         cached = self._hidden_cache
-        if cached is not None and cached[0] == key and np.array_equal(cached[1], order):
+        if (
+            cached is not None
+            and cached[0] == key
+            and (cached[1] is order or np.array_equal(cached[1], order))
+        ):
             return cached[2]
         left = qt_round(px - self._sprite / 2 + ox) - ox
         top = qt_round(py - self._sprite / 2 + oy) - oy
-        hidden = hidden_sprites(left, top, *self._sprite_masks, device.width(), device.height())
-        self._hidden_cache = (key, order, hidden)
-        return hidden
+        shown = ~hidden_sprites(left, top, *self._sprite_masks, device.width(), device.height())
+        uncovered = (order[shown], px[shown], py[shown])
+        self._hidden_cache = (key, order, uncovered)
+        return uncovered
 
     def _draw_thumbnails(self, painter, order, px, py, side, width, height) -> None:
         inside = (px > -side / 2) & (px < width + side / 2) & (py > -side / 2) & (py < height + side / 2)
