@@ -178,6 +178,7 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from imgclust_desktop.gui.app import freeze_startup_objects
     from imgclust_desktop.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv)
@@ -186,6 +187,7 @@ def main() -> None:
     )
     window.resize(1400, 900)
     window.show()
+    freeze_startup_objects()  # as imgclust-desktop does once its window is up
     window.central.setCurrentWidget(window.scatter)  # the map, as after a run (not the empty state)
     map_paints = count_paints(window.scatter.item)
     steps = [*targets, tree.default_k]
