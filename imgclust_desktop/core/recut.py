@@ -292,22 +292,24 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
     ids = sorted(node_to_cluster.values())
     index = {cid: i for i, cid in enumerate(ids)}
     m = tree.n_leaves
-    resolved: dict[
-        int, tuple[int, int]
-    ] = {  # node -> (row in the drawn linkage's numbering, clusters under it)
-        node: (index[cid], 1) for node, cid in node_to_cluster.items()
-    }
+    # per tree node: its number in the drawn linkage (-1: none yet) and how many clusters lie under it
+    number, under = [-1] * (2 * m - 1), [0] * (2 * m - 1)
+    for node, cid in node_to_cluster.items():
+        number[node], under[node] = index[cid], 1
     rows: list[list[float]] = []
     above = np.flatnonzero(node_owner(tree, node_to_cluster)[m:] == -2)
-    for j, (left, right, height) in zip(above.tolist(), tree.linkage[above, :3].tolist(), strict=True):
-        a = resolved.get(int(left))
-        b = resolved.get(int(right))
-        if a is None or b is None:
-            if a is not None or b is not None:  # a branch without clusters (merged by hand): skip it
-                resolved[m + j] = a if a is not None else b  # type: ignore[assignment]
+    children = tree.linkage[above, :2].astype(np.int64).tolist()
+    for j, (left, right), height in zip(
+        above.tolist(), children, tree.linkage[above, 2].tolist(), strict=True
+    ):
+        a, b = number[left], number[right]
+        if a < 0 or b < 0:
+            if a >= 0 or b >= 0:  # a branch without clusters (merged by hand): skip it
+                kept = left if a >= 0 else right
+                number[m + j], under[m + j] = number[kept], under[kept]
             continue
-        resolved[m + j] = (len(ids) + len(rows), a[1] + b[1])
-        rows.append([a[0], b[0], height, a[1] + b[1]])
+        number[m + j], under[m + j] = len(ids) + len(rows), under[left] + under[right]
+        rows.append([a, b, height, under[m + j]])
     linkage = np.asarray(rows, np.float64).reshape(-1, 4)
     memo["linkage"] = (key, linkage, ids)
     return linkage, list(ids)
