@@ -10,7 +10,7 @@ from sklearn.metrics import silhouette_samples
 from views_support import fill_thumbnail_cache, make_session
 
 from imgclust_desktop.gui.panels.cluster_diagnostics import silhouette_values
-from imgclust_desktop.gui.panels.clusters import ClusterGridPanel, mean_of_thumbnails
+from imgclust_desktop.gui.panels.clusters import ClusterGridPanel, mean_of_thumbnails, stable_argsort
 from imgclust_desktop.gui.session_model import SessionModel
 from imgclust_desktop.gui.thumbs import ThumbnailProvider
 
@@ -156,3 +156,13 @@ def test_silhouette_is_sampled_above_the_limit():
     rows, values = silhouette_values(features, labels, sample=300, seed=1)
     assert len(rows) == len(values) == 300 and len(np.unique(rows)) == 300
     assert not np.array_equal(rows, np.arange(300))  # a random sample, not the first rows
+
+
+def test_the_grid_order_is_the_stable_sort_whether_or_not_distances_tie():
+    rng = np.random.default_rng(3)
+    distinct = rng.random(5000).astype(np.float32)
+    tied = np.round(distinct * 50) / 50  # many equal distances (duplicates): the row order decides
+    with_nan = distinct.copy()
+    with_nan[[7, 70, 700]] = np.nan
+    for key in (distinct, tied, with_nan, distinct[:1], distinct[:0]):
+        assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))
