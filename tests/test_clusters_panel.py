@@ -10,7 +10,7 @@ from sklearn.metrics import silhouette_samples
 from views_support import fill_thumbnail_cache, make_session
 
 from imgclust_desktop.gui.panels.cluster_diagnostics import silhouette_values
-from imgclust_desktop.gui.panels.clusters import ClusterGridPanel, mean_of_thumbnails
+from imgclust_desktop.gui.panels.clusters import ClusterGridPanel, mean_of_thumbnails, stable_argsort
 from imgclust_desktop.gui.session_model import SessionModel
 from imgclust_desktop.gui.thumbs import ThumbnailProvider
 
@@ -128,6 +128,27 @@ def test_diagnostics_silhouette_matches_sklearn_and_shows_the_k_curve(qtbot, tmp
     provider.close()
 
 
+def test_an_edit_behind_the_clusters_tab_keeps_the_k_curve_and_recomputes_the_silhouette_when_shown(
+    qtbot, tmp_path
+):
+    panel, session, provider = build(qtbot, tmp_path)
+    diagnostics = panel.diagnostics
+    panel.tabs.setCurrentWidget(diagnostics)
+    qtbot.waitUntil(lambda: diagnostics.silhouette is not None, timeout=10_000)
+    k_items = list(diagnostics.k_plot.getPlotItem().items)
+    panel.tabs.setCurrentIndex(0)  # the grid in front, diagnostics hidden
+    moved = np.flatnonzero(session.labels == session.cluster_ids()[0])[:20]
+    panel.model.assign(moved, session.cluster_ids()[1])  # an edit of the same session
+    assert diagnostics.silhouette is None
+    assert diagnostics.k_plot.getPlotItem().items == k_items  # the run's k curve is not redrawn
+    panel.tabs.setCurrentWidget(diagnostics)
+    qtbot.waitUntil(lambda: diagnostics.silhouette is not None, timeout=10_000)
+    rows, values = diagnostics.silhouette
+    expected = silhouette_samples(session.features[rows], session.labels[rows], metric="cosine")
+    assert np.allclose(values, expected, atol=1e-5)  # the edited labels, not the ones before
+    provider.close()
+
+
 def test_silhouette_is_sampled_above_the_limit():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 900)
@@ -135,3 +156,13 @@ def test_silhouette_is_sampled_above_the_limit():
     rows, values = silhouette_values(features, labels, sample=300, seed=1)
     assert len(rows) == len(values) == 300 and len(np.unique(rows)) == 300
     assert not np.array_equal(rows, np.arange(300))  # a random sample, not the first rows
+
+
+def test_the_grid_order_is_the_stable_sort_whether_or_not_distances_tie():
+    rng = np.random.default_rng(3)
+    distinct = rng.random(5000).astype(np.float32)
+    tied = np.round(distinct * 50) / 50  # many equal distances (duplicates): the row order decides
+    with_nan = distinct.copy()
+    with_nan[[7, 70, 700]] = np.nan
+    for key in (distinct, tied, with_nan, distinct[:1], distinct[:0]):
+        assert np.array_equal(stable_argsort(key), np.argsort(key, kind="stable"))

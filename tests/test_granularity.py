@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QToolBar
 from tree_support import make_tree_session
 
 from imgclust_desktop.gui.granularity import height_of_level, slider_levels, tree_count_at
@@ -198,3 +198,19 @@ def test_hundreds_of_groups_fill_the_legend_list_map_and_dendrogram_without_an_i
     win.scatter.show_only(ids[0])  # hiding every group but one from the legend
     assert item.visible.sum() == np.sum(session.labels == ids[0])
     assert legend.index(1).data(Qt.ItemDataRole.FontRole).strikeOut()
+
+
+def test_the_toolbar_undo_button_keeps_its_label_and_tells_what_it_undoes(window):
+    toolbar = window.findChild(QToolBar, "toolbar-main")
+    undo = next(a for a in toolbar.actions() if a.text() == "Undo")
+    redo = next(a for a in toolbar.actions() if a.text() == "Redo")
+    session = window.model.session
+    assert not undo.isEnabled() and not redo.isEnabled()
+    default, coarse = session.level, session.tree.levels[0]
+    window.granularity.recut(coarse)
+    assert undo.text() == "Undo" and undo.isEnabled()  # the row of buttons does not move
+    assert undo.toolTip() == f"Undo Show {coarse} groups"  # what the Edit menu says
+    undo.trigger()
+    assert session.level == default and redo.isEnabled() and not undo.isEnabled()
+    redo.trigger()
+    assert session.level == coarse

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QImage
 from skimage.measure import points_in_poly
 from test_scatter import star_polygon
 from views_support import make_session
 
+from imgclust_desktop.gui.panels import point_cloud
 from imgclust_desktop.gui.panels.point_cloud import points_in_polygon
 from imgclust_desktop.gui.panels.scatter import ScatterPanel
 from imgclust_desktop.gui.session_model import SessionModel
@@ -72,3 +75,53 @@ def test_raster_above_its_size_shows_the_same_clusters_as_dots_and_keeps_selecti
     panel.zoom_by(0.05)
     panel.canvas.grab()
     assert not panel.item.last_drawn_raster and 0 < panel.item.last_drawn_points <= 1000
+
+
+def canvas_pixels(panel) -> np.ndarray:
+    """The map's pixels, grabbed with the whole panel: the map is painted below the toolbar, shifted as it is
+    in a window."""
+    image = panel.grab().toImage().convertToFormat(QImage.Format.Format_ARGB32)
+    pixels = np.frombuffer(image.constBits(), np.uint8, count=image.sizeInBytes())
+    pixels = pixels.reshape(image.height(), image.bytesPerLine() // 4, 4)
+    top_left = panel.canvas.mapTo(panel, QPoint(0, 0))
+    rows = slice(top_left.y(), top_left.y() + panel.canvas.height())
+    return pixels[rows, top_left.x() : top_left.x() + panel.canvas.width()].copy()
+
+
+def test_dots_painted_over_are_skipped_and_the_picture_is_the_same_pixel_for_pixel(
+    big_panel, qtbot, monkeypatch
+):
+    panel, model, session = big_panel
+    panel.resize(420, 320)  # 6,000 dots in a small map: most are painted over by later ones
+    qtbot.waitUntil(lambda: panel.canvas.height() < 320)
+    item = panel.item
+    panel.canvas.grab()
+    assert item.last_drawn_points == 6000 and item.last_hidden_points > 3000
+    # fitted, then dots cut by every edge of the map, then zoomed in (sparser, fractional pixel positions)
+    for move in (panel.fit_all, lambda: panel.pan_by(0.37, -0.21), lambda: panel.zoom_by(0.45)):
+        move()
+        with monkeypatch.context() as patch:
+            patch.setattr(point_cloud, "CULL_OVERDRAW", 0.0)  # look for covered dots however sparse
+            skipped = canvas_pixels(panel)
+            assert 0 < item.last_hidden_points < item.last_drawn_points
+            drawn = item.last_drawn_points
+            patch.setattr(point_cloud, "CULL_OVERDRAW", float("inf"))  # draw every dot
+            every = canvas_pixels(panel)
+            assert item.last_hidden_points == 0 and item.last_drawn_points == drawn
+        assert np.array_equal(skipped, every)
+    # a re-cut recolours the same dots: the covered ones are not searched again, the picture stays exact
+    panel.fit_all()
+    before = canvas_pixels(panel)
+    cached = item._hidden_cache
+    recoloured = np.where(session.labels >= 0, (session.labels + 3) % 7, session.labels)
+    item.set_colors(np.where(recoloured >= 0, recoloured + 1, 0), item.palette, draw_rank=recoloured >= 0)
+    skipped = canvas_pixels(panel)
+    assert item._hidden_cache is cached and item.last_hidden_points > 3000
+    assert not np.array_equal(skipped, before)
+    with monkeypatch.context() as patch:
+        patch.setattr(point_cloud, "CULL_OVERDRAW", float("inf"))
+        assert np.array_equal(skipped, canvas_pixels(panel))
+    # with a selection the other dots fade (no longer opaque): every dot is drawn
+    model.select(np.flatnonzero(session.labels == session.labels[0]), "replace")
+    panel.canvas.grab()
+    assert item.last_hidden_points == 0 and item.last_drawn_points == 6000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -26,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
         "and exit: 0 when everything works, 1 with the reason when not",
     )
     return parser
+
+
+def freeze_startup_objects() -> None:
+    """Leave what startup made (modules, the window and its panels: ~100k objects, alive as long as the app)
+    out of the garbage collector's full passes. Every few edits one walked them all: 40-120 ms in the middle
+    of a re-cut at 100k images; after this, a few ms. Nothing made so far waits to be collected."""
+    gc.freeze()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     QGuiApplication.setDesktopFileName(APPLICATION)  # matches packaging/imgclust-desktop.desktop (Wayland)
     window = MainWindow()
     window.show()
+    freeze_startup_objects()
     if args.path:
         # After the event loop starts, so the window paints before any work begins.
         QTimer.singleShot(0, lambda: window.open_paths([os.path.abspath(args.path)]))

@@ -40,6 +40,7 @@ class DiagnosticsView(QWidget):
         super().__init__(parent)
         self.session: Any = None
         self._pending = False
+        self._stale = False  # the silhouette plot shows an earlier cut: cleared before it is next shown
         self.silhouette: tuple[np.ndarray, np.ndarray] | None = None
         self.silhouette_plot = pg.PlotWidget(background="w", title="Silhouette per image")
         self.silhouette_plot.setMouseEnabled(x=False, y=True)
@@ -63,15 +64,23 @@ class DiagnosticsView(QWidget):
         layout.addWidget(self.scores)
         layout.addLayout(plots, 1)
         self._computed.connect(self._show_silhouette)
+        self._show_scores()
+        self._show_k_curve()
 
     def set_session(self, session: Any) -> None:
-        """Forget the old figures; the silhouette is recomputed the next time the view is shown."""
+        """Forget the silhouette: it is recomputed (and its old plot cleared) the next time the view is shown.
+
+        The scores and the k curve belong to the run: an edit or a re-cut of the same session keeps them and
+        their plot (redrawn, even a hidden plot costs its scene a new layout: ~30 ms of every re-cut).
+        """
+        new_run = session is not self.session
         self.session = session
         self.silhouette = None
         self._pending = False
-        self.silhouette_plot.clear()
-        self._show_scores()
-        self._show_k_curve()
+        self._stale = True
+        if new_run:
+            self._show_scores()
+            self._show_k_curve()
         if self.isVisible():
             self.compute()
 
@@ -82,7 +91,12 @@ class DiagnosticsView(QWidget):
     def compute(self) -> None:
         """Start the silhouette computation off the GUI thread (once per session)."""
         session = self.session
-        if session is None or self.silhouette is not None or self._pending:
+        if self.silhouette is not None or self._pending:
+            return
+        if self._stale:
+            self.silhouette_plot.clear()
+            self._stale = False
+        if session is None:
             return
         features = getattr(session, "features", None)
         if features is None or len(features) != len(session.labels):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from pyqtgraph.Qt import internals
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -334,7 +335,8 @@ class LeavesItem(ViewSizedItem):
         self.provider: Any = None
         self.medoids: dict[int, int] = {}  # cluster id -> medoid row
         self.sizes = np.zeros(0, dtype=np.int64)
-        self._dots: dict[tuple, QPixmap] = {}
+        self._dot_atlas: QPixmap | None = None
+        self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
         self.last_drawn = 0  # leaves the last paint drew (tests and benchmarks)
 
     def set_leaves(
@@ -364,14 +366,12 @@ class LeavesItem(ViewSizedItem):
         py = t.dy()  # y = 0
         painter.save()
         painter.resetTransform()
-        shown = np.flatnonzero((px > -_THUMB_MAX_PX) & (px < width + _THUMB_MAX_PX)).tolist()
-        rgb = [tuple(c) for c in colors.labels_rgb(np.asarray(self.cluster_ids)).reshape(-1, 3).tolist()]
+        shown = np.flatnonzero((px > -_THUMB_MAX_PX) & (px < width + _THUMB_MAX_PX))
         if len(self.cluster_ids) > _MAX_LEAF_PICTURES:  # too many to picture: coloured dots on the axis
-            xs = px.tolist()
-            for leaf in shown:
-                painter.drawPixmap(QPointF(xs[leaf] - 3, py - 3), self._dot(rgb[leaf]))
+            self._paint_dots(painter, px[shown], py, np.asarray(self.cluster_ids)[shown])
         else:
-            for leaf in shown:
+            rgb = [tuple(c) for c in colors.labels_rgb(np.asarray(self.cluster_ids)).reshape(-1, 3).tolist()]
+            for leaf in shown.tolist():
                 cid = self.cluster_ids[leaf]
                 index = self.medoids.get(cid)
                 image = self.provider.get(index) if self.provider is not None and index is not None else None
@@ -380,20 +380,22 @@ class LeavesItem(ViewSizedItem):
         self.last_drawn = len(shown)
         painter.restore()
 
-    def _dot(self, rgb: tuple) -> QPixmap:
-        """A 6-pixel disc in this colour, drawn once per colour (2,000 leaves: a copy each, no path)."""
-        dot = self._dots.get(rgb)
-        if dot is None:
-            dot = QPixmap(6, 6)
-            dot.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(dot)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(*rgb))
-            painter.drawEllipse(QRectF(0.5, 0.5, 5, 5))
-            painter.end()
-            self._dots[rgb] = dot
-        return dot
+    def _paint_dots(self, painter: QPainter, xs: np.ndarray, y: float, cluster_ids: np.ndarray) -> None:
+        """A 6-pixel disc in its cluster's colour under each leaf, all in one call from a strip of the
+        palette's discs (2,000 leaves: one drawPixmap each took ~10 ms)."""
+        if self._dot_atlas is None:
+            self._dot_atlas = _dot_strip()
+        self._fragments.resize(len(xs))
+        frag = self._fragments.ndarray()
+        frag[:, 0] = xs
+        frag[:, 1] = y
+        frag[:, 2] = np.mod(cluster_ids, len(colors.PALETTE_RGB)) * 6
+        frag[:, 3] = 0.0
+        frag[:, 4:6] = 6.0
+        frag[:, 6:8] = 1.0
+        frag[:, 8] = 0.0
+        frag[:, 9] = 1.0
+        painter.drawPixmapFragments(*self._fragments.drawargs(), self._dot_atlas)
 
     def hoverEvent(self, ev: Any) -> None:
         """The name of the leaf under the cursor as the tooltip."""
@@ -403,6 +405,20 @@ class LeavesItem(ViewSizedItem):
         slot = int(round(ev.pos().x()))  # leaves sit at x = 0, 1, 2, ... in display order
         leaf = np.flatnonzero(self.x == slot)
         self.setToolTip(_cluster_name(self.session, self.cluster_ids[int(leaf[0])]) if len(leaf) else "")
+
+
+def _dot_strip() -> QPixmap:
+    """The palette's discs side by side, 6 x 6 pixels each (a leaf's dot when there are too many to picture)."""
+    strip = QPixmap(6 * len(colors.PALETTE_RGB), 6)
+    strip.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(strip)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    for slot, rgb in enumerate(colors.PALETTE_RGB.tolist()):
+        painter.setBrush(QColor(*rgb))
+        painter.drawEllipse(QRectF(6 * slot + 0.5, 0.5, 5, 5))
+    painter.end()
+    return strip
 
 
 def draw_leaf(

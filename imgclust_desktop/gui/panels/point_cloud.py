@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import internals
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QTransform
 
 ThumbnailSource = Callable[[int], QImage | None]
 
@@ -17,6 +17,7 @@ RASTER_ABOVE = 100_000  # on-screen points above which the map is drawn as a col
 RASTER_CELL = 2  # device pixels per raster cell: each point fills a 2 x 2 block, like a small dot
 GRID_LASSO_ABOVE = 50_000  # candidate points above which the lasso classifies by a rasterised polygon
 LASSO_GRID = 1024
+CULL_OVERDRAW = 3.0  # dot pixels per screen pixel above which the dots painted over are found and skipped
 
 
 def points_in_polygon(
@@ -99,6 +100,46 @@ def _ray_cast(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
+def hidden_sprites(
+    left: np.ndarray, top: np.ndarray, opaque: np.ndarray, touched: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """Mask of the sprites (in drawing order, bottom first) that leave no trace: every pixel they touch is
+    painted over by a fully opaque pixel of a later sprite, so skipping them gives the same picture, pixel
+    for pixel. left, top: the device pixel of each sprite's corner; opaque, touched: boolean [s, s] masks of
+    the sprite's fully opaque and non-transparent pixels. Pixels off the width x height device count as
+    covered (nothing drawn there shows)."""
+    n = len(left)
+    pad = 2 * opaque.shape[0]  # the map draws sprites whose corner lies at most 1.5 sprites off the device
+    stride = width + 2 * pad
+    # per pixel, the last sprite that paints it opaquely (-1: none); the padding counts as painted over
+    last = np.full((height + 2 * pad, stride), n, np.int32)
+    last[pad : pad + height, pad : pad + width] = -1
+    last = last.ravel()
+    corner = ((top + pad) * stride + (left + pad)).astype(np.int32)
+    rank = np.arange(n, dtype=np.int32)
+    for dy, dx in zip(*np.nonzero(opaque), strict=True):
+        np.maximum.at(last, corner + np.int32(dy * stride + dx), rank)
+    covered_by = np.full(n, n, np.int32)  # per sprite, the lowest of those last painters over its pixels
+    for dy, dx in zip(*np.nonzero(touched), strict=True):
+        np.minimum(covered_by, last[corner + np.int32(dy * stride + dx)], out=covered_by)
+    return covered_by > rank
+
+
+def qt_round(values: np.ndarray) -> np.ndarray:
+    """Round half away from zero, as qRound does (the raster engine places a translated pixmap with it)."""
+    return (np.sign(values) * np.floor(np.abs(values) + 0.5)).astype(np.int64)
+
+
+def _pixel_offset(painter: QPainter) -> tuple[int, int] | None:
+    """The whole-pixel shift from the painter's (reset) coordinates to the device's pixels; None when the
+    device transform does more (a high-DPI scale) or shifts by a fraction of a pixel."""
+    device = painter.deviceTransform()
+    if device.type() not in (QTransform.TransformationType.TxNone, QTransform.TransformationType.TxTranslate):
+        return None
+    dx, dy = device.dx(), device.dy()
+    return (int(dx), int(dy)) if dx == int(dx) and dy == int(dy) else None
+
+
 class ViewSizedItem(pg.GraphicsObject):
     """An item that draws in pixels, not data units (dots, thumbnails, labels): it claims the visible view
     as its bounds and is added with ignoreBounds, so it never widens the range."""
@@ -144,6 +185,10 @@ class PointCloudItem(ViewSizedItem):
         self._draw_rank: np.ndarray | None = None
         self._atlas: QPixmap | None = None
         self._sprite = dot_px + 4
+        self._sprite_masks: tuple[np.ndarray, np.ndarray] | None = None  # a sprite's (opaque, touched) pixels
+        self._screen_cache: tuple | None = None  # (view key, draw order, the dots on screen): see _on_screen
+        self._hidden_cache: tuple | None = None  # (view key, dots on screen, those not painted over)
+        self.last_hidden_points = 0  # dots the last paint skipped because later dots cover them entirely
         self._fragments = internals.PrimitiveArray(QPainter.PixmapFragment, 10)
         self.last_drawn_points = 0  # how many dots the last paint drew (tests and benchmarks)
         self.raster_above = RASTER_ABOVE
@@ -159,6 +204,7 @@ class PointCloudItem(ViewSizedItem):
         n = len(self.coords)
         self.visible = np.ones(n, dtype=bool)
         self.selected = np.zeros(n, dtype=bool)
+        self._screen_cache = self._hidden_cache = None
         self.footprint = _thumbnail_footprint(self.coords)
         self.set_colors(color_index, palette)
 
@@ -224,6 +270,11 @@ class PointCloudItem(ViewSizedItem):
         painter.setPen(QPen(QColor(0, 0, 0), 1.6))
         painter.drawEllipse(QRectF(k * s + 1.5, 1.5, s - 3, s - 3))
         painter.end()
+        argb = np.frombuffer(image.constBits(), np.uint32, count=image.sizeInBytes() // 4)
+        argb = argb.reshape(s, image.bytesPerLine() // 4)[:, : s * len(self.palette)]
+        alpha = (argb >> 24).reshape(s, len(self.palette), s)  # [row, colour, column]
+        self._sprite_masks = ((alpha == 255).all(axis=1), (alpha > 0).any(axis=1))  # over every colour
+        self._hidden_cache = None
         return QPixmap.fromImage(image)
 
     # -- geometry (the bounds are the visible view: fit_all works from the data bounds instead) --------------
@@ -259,17 +310,30 @@ class PointCloudItem(ViewSizedItem):
         ):
             painter.restore()
             return
-        xy = self.coords[order]
-        px = t.m11() * xy[:, 0] + t.m21() * xy[:, 1] + t.dx()
-        py = t.m12() * xy[:, 0] + t.m22() * xy[:, 1] + t.dy()
-        margin = self._sprite
-        on_screen = (px > -margin) & (px < width + margin) & (py > -margin) & (py < height + margin)
-        order, px, py = order[on_screen], px[on_screen], py[on_screen]
-        self._draw_dots(painter, order, px, py)
+        view = (t.m11(), t.m21(), t.m12(), t.m22(), t.dx(), t.dy())
+        order, px, py = self._on_screen(order, view, width, height)
+        self._draw_dots(painter, order, px, py, view)
         side = self.footprint * float(np.hypot(t.m11(), t.m12()))
         if self.thumbnail_source is not None and side >= self.thumb_min_px and len(order):
             self._draw_thumbnails(painter, order, px, py, min(side, self.thumb_max_px), width, height)
         painter.restore()
+
+    def _on_screen(self, order: np.ndarray, view: tuple, width: int, height: int) -> tuple:
+        """(rows, x, y): the dots in drawing order within a sprite of the device, at their device pixels.
+        Kept while the view and the drawing order stay the same: a re-cut only recolours the dots."""
+        key = (view, width, height, self._sprite)
+        cached = self._screen_cache
+        if cached is not None and cached[0] == key and np.array_equal(cached[1], order):
+            return cached[2]
+        m11, m21, m12, m22, dx, dy = view
+        xy = self.coords[order]
+        px = m11 * xy[:, 0] + m21 * xy[:, 1] + dx
+        py = m12 * xy[:, 0] + m22 * xy[:, 1] + dy
+        margin = self._sprite
+        on_screen = (px > -margin) & (px < width + margin) & (py > -margin) & (py < height + margin)
+        shown = (order[on_screen], px[on_screen], py[on_screen])
+        self._screen_cache = (key, order, shown)
+        return shown
 
     def _raster_arrays(self) -> tuple:
         """float32 x, y and opaque ARGB colours (full and faded) of the drawn points, in draw order."""
@@ -328,11 +392,21 @@ class PointCloudItem(ViewSizedItem):
         self.last_drawn_raster = True
         return True
 
-    def _draw_dots(self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray) -> None:
+    def _draw_dots(
+        self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray, view: tuple
+    ) -> None:
+        """One sprite per dot (the painted-over ones left out), a ring over the selected ones; `view`: the
+        transform's coefficients, under which the dots found painted over are remembered."""
         if self._atlas is None:
             self._atlas = self._build_atlas()
-        selected = self.selected[order]
+        self.last_drawn_points = len(order)
+        selected = self.selected[order] if self.selected.any() else np.zeros(len(order), bool)
         n_sel = int(selected.sum())
+        self.last_hidden_points = 0
+        if n_sel == 0 and self._can_skip_hidden(painter, len(order)):
+            drawn = len(order)
+            order, px, py = self._uncovered(painter, order, px, py, view)
+            self.last_hidden_points = drawn - len(order)
         total = len(order) + n_sel
         self._fragments.resize(total)
         frag = self._fragments.ndarray()
@@ -352,7 +426,45 @@ class PointCloudItem(ViewSizedItem):
             frag[len(order) :, 2] = len(self.palette) * s
             frag[len(order) :, 9] = 1.0
         painter.drawPixmapFragments(*self._fragments.drawargs(), self._atlas)
-        self.last_drawn_points = len(order)
+
+    def _can_skip_hidden(self, painter: QPainter, dots: int) -> bool:
+        """True when dots painted over can be left out without changing a pixel: the sprites land on whole
+        device pixels at full opacity, and they are dense enough for the search to pay (a re-cut at 100,000
+        dots draws about a third of them)."""
+        device = painter.device()
+        touched = int(self._sprite_masks[1].sum()) if self._sprite_masks is not None else 0
+        return (
+            dots * touched > CULL_OVERDRAW * device.width() * device.height()
+            and painter.opacity() == 1.0
+            and painter.compositionMode() == QPainter.CompositionMode.CompositionMode_SourceOver
+            and not painter.testRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            and device.devicePixelRatio() == 1.0
+            and _pixel_offset(painter) is not None
+        )
+
+    def _uncovered(
+        self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray, view: tuple
+    ) -> tuple:
+        """(rows, x, y) of the dots no later dots cover entirely; kept while the view and the dots stay the
+        same (a re-cut only recolours them)."""
+        device = painter.device()
+        # where each sprite's corner lands, rounded where the raster engine rounds it: in the pixels of the
+        # window's backing store, which a widget's painter reaches through a whole-pixel offset
+        ox, oy = _pixel_offset(painter)
+        key = (device.width(), device.height(), ox, oy, self._sprite, view)
+        cached = self._hidden_cache
+        if (
+            cached is not None
+            and cached[0] == key
+            and (cached[1] is order or np.array_equal(cached[1], order))
+        ):
+            return cached[2]
+        left = qt_round(px - self._sprite / 2 + ox) - ox
+        top = qt_round(py - self._sprite / 2 + oy) - oy
+        shown = ~hidden_sprites(left, top, *self._sprite_masks, device.width(), device.height())
+        uncovered = (order[shown], px[shown], py[shown])
+        self._hidden_cache = (key, order, uncovered)
+        return uncovered
 
     def _draw_thumbnails(self, painter, order, px, py, side, width, height) -> None:
         inside = (px > -side / 2) & (px < width + side / 2) & (py > -side / 2) & (py < height + side / 2)

@@ -7,6 +7,7 @@ Outside images and text are embedded by the session's own model in a worker thre
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -372,11 +373,16 @@ class SearchPanel(QWidget):
 
 
 def _has_text(session: Any) -> bool:
-    if session is None:
-        return False
+    return session is not None and _model_has_text(session.model_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _model_has_text(model_id: str) -> bool:
+    """A model's family never changes: asked once per model id, not on every edit (the registry looks for
+    downloaded weights on disk: ~3 ms of every re-cut)."""
     try:
         from imgclust_desktop.core.models import registry
 
-        return registry.get_info(session.model_id).family == "clip"
+        return registry.get_info(model_id).family == "clip"
     except Exception:  # an unknown model id (synthetic sessions): no text tower
         return False
