@@ -190,7 +190,8 @@ def read_rows(folder: Path) -> tuple[Rows, bytes | None] | None:
         if cache is None or not _vouches(cache, "clusters", folder / CLUSTERS_CSV):
             return None
         try:
-            paths = cache["paths"].tobytes().decode("utf-8").split("\0")[:-1]
+            paths = str(cache["paths"].data, "utf-8").split("\0")  # decoded in place, not copied first
+            paths.pop()  # the empty text after the last NUL
             columns = {name: cache[name] for name in _ROW_ARRAYS}
         except _DAMAGED:
             return None
