@@ -207,8 +207,10 @@ class PointCloudItem(ViewSizedItem):
         """The visible indices, bottom to top."""
         if self._order is None:
             vis = np.flatnonzero(self.visible)
-            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
-                vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
+            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords) and len(vis):
+                rank = self._draw_rank[vis]
+                if rank.min() != rank.max():  # one rank for all (no noise): row order, no sort of n ranks
+                    vis = vis[np.argsort(rank, kind="stable")]
             self._order = vis
         return self._order
 
