@@ -11,7 +11,7 @@ from test_scatter import star_polygon
 from views_support import make_session
 
 from imgclust_desktop.gui.panels import point_cloud
-from imgclust_desktop.gui.panels.point_cloud import points_in_polygon
+from imgclust_desktop.gui.panels.point_cloud import _thumbnail_footprint, points_in_polygon
 from imgclust_desktop.gui.panels.scatter import ScatterPanel
 from imgclust_desktop.gui.session_model import SessionModel
 
@@ -125,3 +125,43 @@ def test_dots_painted_over_are_skipped_and_the_picture_is_the_same_pixel_for_pix
     model.select(np.flatnonzero(session.labels == session.labels[0]), "replace")
     panel.canvas.grab()
     assert item.last_hidden_points == 0 and item.last_drawn_points == 6000
+
+
+def test_a_repaint_of_the_same_view_draws_the_kept_raster_and_a_change_redraws_it(big_panel):
+    panel, model, session = big_panel
+    panel.item.raster_above = 1000  # as if there were 1M points
+    rasters = []
+    rasterise = panel.item._rasterise
+    panel.item._rasterise = lambda *args: rasters.append(1) or rasterise(*args)
+    panel.item.update()
+    before = colours_on_screen(panel)
+    panel.canvas.grab()
+    assert len(rasters) == 1 and panel.item.last_drawn_raster  # drawn again, not worked out again
+    hidden = int(session.labels[0])
+    colour = tuple(int(c) for c in panel.item.palette[panel.item.color_index[0]])
+    panel.set_hidden({hidden})  # the points change: a new raster without that group's colour
+    assert colour in before and colour not in colours_on_screen(panel) and len(rasters) == 2
+    panel.zoom_by(0.9)  # the view changes
+    panel.canvas.grab()
+    assert len(rasters) == 3
+
+
+def test_data_bounds_are_the_extent_of_all_or_some_points(big_panel):
+    panel, _, session = big_panel
+    coords = np.asarray(session.coords, np.float64)
+    rect = panel.item.data_bounds()
+    assert (rect.left(), rect.top()) == tuple(coords.min(axis=0))
+    assert (rect.right(), rect.bottom()) == tuple(coords.max(axis=0))
+    rows = np.flatnonzero(session.labels == session.labels[0])
+    rect = panel.item.data_bounds(rows)
+    assert (rect.left(), rect.bottom()) == (coords[rows, 0].min(), coords[rows, 1].max())
+
+
+def test_the_thumbnail_size_is_not_fooled_by_rows_stored_in_map_order():
+    # a 200 x 200 grid of points one unit apart: the sample must be spread like a random one whatever
+    # the order of the rows (every n-th row of a grid in row order lies on a few lines only)
+    grid = np.stack(np.meshgrid(np.arange(200.0), np.arange(200.0)), axis=-1).reshape(-1, 2)
+    shuffled = grid[np.random.default_rng(0).permutation(len(grid))]
+    in_order, mixed = _thumbnail_footprint(grid), _thumbnail_footprint(shuffled)
+    assert abs(in_order - mixed) / mixed < 0.1
+    assert 0.3 < mixed <= 1.0  # bounded by the uniform spacing, one unit

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
+import numpy as np
 from PySide6.QtCore import QThread, QTimer
 
+from imgclust_desktop.core import session as session_io
 from imgclust_desktop.core.progress import RateMeter, check_cancel
-from imgclust_desktop.gui.worker import PipelineWorker, file_keys, pipeline_task
+from imgclust_desktop.core.session import Session
+from imgclust_desktop.gui.worker import PipelineWorker, file_keys, load_session_task, pipeline_task
 
 
 def collect(worker: PipelineWorker) -> dict[str, list]:
@@ -158,3 +162,23 @@ def test_real_pipeline_streams_events_then_the_session(qtbot, image_folder):
     assert list(keys) == list(file_keys(session.paths)) and all(keys)
     stages = {args[0].stage for args, _ in seen["progressed"]}
     assert {"scan", "features"} <= stages
+
+
+def test_a_loaded_sessions_paths_are_old_to_the_collector_which_stays_on(qtbot, tmp_path):
+    # the paths list is walked by every young collection (50 ms at 1M paths): the load leaves it old
+    n = 500
+    paths = [f"/photos/img{i:04d}.jpg" for i in range(n)]
+    made = Session(paths, np.eye(n, 8, dtype=np.float32), np.zeros((n, 2)), np.arange(n) % 4)
+    session_io.save(made, tmp_path / "session", report=False)
+    outcomes = {}
+    for folder in (tmp_path / "session", tmp_path / "nowhere"):
+        worker = PipelineWorker(load_session_task(str(folder)), name="open")
+        outcomes[folder.name] = collect(worker)
+        with qtbot.waitSignal(worker.done, timeout=10_000):
+            worker.start()
+        assert gc.isenabled()
+    assert outcomes["nowhere"]["failed"] and not outcomes["nowhere"]["finished"]
+    ((loaded, keys),), _ = outcomes["session"]["finished"][0]
+    assert loaded.paths == paths and len(keys) == n
+    young = {id(obj) for generation in (0, 1) for obj in gc.get_objects(generation=generation)}
+    assert id(loaded.paths) not in young

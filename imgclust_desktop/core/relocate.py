@@ -55,8 +55,10 @@ def missing_share(session: Session, sample: int = SAMPLE) -> float:
     """Share of a spread sample of the session's images that are not on disk now."""
     if not session.paths:
         return 0.0
-    picks = np.unique(np.linspace(0, len(session.paths) - 1, min(sample, len(session.paths))).astype(int))
-    return float(np.mean([not os.path.exists(session.paths[i]) for i in picks.tolist()]))
+    picks = sorted(
+        set(np.linspace(0, len(session.paths) - 1, min(sample, len(session.paths))).astype(int).tolist())
+    )
+    return float(np.mean([not os.path.exists(session.paths[i]) for i in picks]))
 
 
 def needs_relocation(session: Session) -> bool:

@@ -7,8 +7,8 @@ SESSION/hierarchy.csv  path, then one column per cluster-tree level, coarse to f
 SESSION/tree.npz       the tree's linkage, its leaves' words and the medoids of its groups (format 2;
                        format 1 kept linkage and words in session.json, where a 100k-image tree took
                        most of a second to write and read)
-SESSION/rows.npz       a cache of the two CSVs' columns, used only while they are byte for byte the ones
-                       it was made from (row_cache.py)
+SESSION/rows.npz       a cache of the two CSVs' columns and session.json's row lists, used only while
+                       those files are the ones it was made from (row_cache.py)
 SESSION/features.npy   float32 [n, dim] (float16 above 1 GiB), saved and loaded (memory-mapped)
                        without pickle
 SESSION/montages/      cluster_<id>.jpg, and report.html (see report.py)
@@ -38,7 +38,7 @@ from .cosine import cosine_to, feature_rows, row_norms
 from .labels import label_counts, slots
 from .mapped import release
 from .names import LeafTerms
-from .row_cache import HierarchyPart, Rows
+from .row_cache import HierarchyPart, MetaPart, Rows
 from .session_tables import (
     TableError,
     clusters_csv,
@@ -56,6 +56,7 @@ PRETTY_JSON_MAX = 20_000  # images: session.json is indented up to this size, co
 TREE_ARRAYS = "tree.npz"
 NOISE = -1
 FLOAT16_ABOVE_BYTES = 1 << 30  # features.npy is float16 when the float32 array would pass 1 GiB
+ROW_LISTS = ("excluded_rows", "missing_rows")  # session.json's per-row lists: last in a compact file
 
 
 class SessionError(Exception):
@@ -119,7 +120,7 @@ class Session:
         if self.missing is None:
             self.missing = np.zeros(n, bool)
         self.missing = np.asarray(self.missing, dtype=bool)
-        for cid in np.unique(self.labels[self.labels >= 0]).tolist():
+        for cid in label_counts(self.labels)[0].tolist():  # a bincount, not a sort of n labels
             self.clusters.setdefault(int(cid), ClusterInfo(int(cid), f"Cluster {cid}"))
 
     # ---- reading
@@ -393,7 +394,7 @@ def save(
     refused unless that file already holds one row per image. write_tree=False keeps hierarchy.csv (a
     re-cut or an edit never changes the tree) when rows.npz vouches for it, else writes it; tree.npz is
     written whenever what it holds changes (the node medoids grow with re-cuts). rows.npz goes last of
-    the tables, after the CSVs it mirrors.
+    the tables, after the CSVs it mirrors and before session.json, whose row lists it keeps.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -412,6 +413,7 @@ def save(
     numbers = row_cache.read_number_text(folder, rows) or number_text(rows)
     table = clusters_csv(rows, _is_medoid(session), numbers).encode("utf-8")
     atomic_write_bytes(folder / "clusters.csv", table)
+    clusters_key = row_cache.file_key(folder / "clusters.csv")
     hierarchy = None
     if session.tree is not None:
         hierarchy = None if write_tree else _kept_hierarchy(folder, session.paths)
@@ -421,21 +423,37 @@ def save(
     else:  # a re-clustering without a tree: an old tree would mislead
         (folder / "hierarchy.csv").unlink(missing_ok=True)
         (folder / TREE_ARRAYS).unlink(missing_ok=True)
-    row_cache.write(folder, rows, row_cache.sha256(table), hierarchy, numbers)
-    # Indented for a person to read; above PRETTY_JSON_MAX images compact, which lets json.dumps use its C
-    # encoder.
-    indent = 1 if n <= PRETTY_JSON_MAX else None
-    _atomic_write(
-        folder / "session.json",
-        lambda f: f.write(
-            json.dumps(_to_json(session), indent=indent, separators=None if indent else (",", ":"))
-        ),
+    meta, spans = _meta_json(session)
+    row_lists = None
+    if spans is not None:
+        row_lists = MetaPart(row_cache.sha256(meta), spans, session.excluded, session.missing)
+    row_cache.write(
+        folder, rows, row_cache.sha256(table), hierarchy, numbers, clusters_key=clusters_key, meta=row_lists
     )
+    atomic_write_bytes(folder / "session.json", meta)
     session.path = folder
     if report:
         from .report import write_report  # PIL drawing; imported here so loading stays light
 
         write_report(session, folder)
+
+
+def _meta_json(session: Session) -> tuple[bytes, tuple[int, int, int, int] | None]:
+    """session.json's bytes, and the byte spans of its excluded_rows and missing_rows lists (None when
+    indented). Indented for a person to read up to PRETTY_JSON_MAX images; above, compact (json.dumps's C
+    encoder) with the two row lists last, where rows.npz can mark them so a load need not parse them."""
+    meta = _to_json(session)
+    if len(session.paths) <= PRETTY_JSON_MAX:
+        return json.dumps(meta, indent=1).encode("utf-8"), None
+    row_lists = {key: meta.pop(key) for key in ROW_LISTS}
+    text = json.dumps(meta, separators=(",", ":")).removesuffix("}")
+    spans: list[int] = []
+    for key, rows in row_lists.items():
+        text += f',"{key}":'
+        spans.append(len(text))  # json.dumps escapes every non-ASCII character: offsets are byte offsets
+        text += json.dumps(rows, separators=(",", ":"))
+        spans.append(len(text))
+    return (text + "}").encode("utf-8"), (spans[0], spans[1], spans[2], spans[3])
 
 
 def _is_medoid(session: Session) -> np.ndarray:
@@ -452,7 +470,9 @@ def _write_hierarchy(folder: Path, paths: list[str], tree: ClusterTree) -> Hiera
     blob = row_cache.paths_blob(paths)
     if blob is None or tree.n_leaves not in tree.levels:
         return None
-    return HierarchyPart(row_cache.sha256(table), row_cache.sha256(blob), tree.cut(tree.n_leaves))
+    leaves, key = tree.cut(tree.n_leaves), row_cache.file_key(folder / "hierarchy.csv")
+    header = table.split(b"\n", 1)[0].rstrip(b"\r")
+    return HierarchyPart(row_cache.sha256(table), row_cache.sha256(blob), leaves, key, header)
 
 
 def _write_tree_arrays(folder: Path, tree: ClusterTree, terms: LeafTerms | None) -> None:
@@ -488,13 +508,7 @@ def _kept_hierarchy(folder: Path, paths: list[str]) -> HierarchyPart | None:
     """rows.npz's record of hierarchy.csv when that file and the paths are still the ones it was made
     with (the file can then stay as it is); else None."""
     blob = row_cache.paths_blob(paths)
-    if blob is None:
-        return None
-    try:
-        table = (folder / "hierarchy.csv").read_bytes()
-    except OSError:
-        return None
-    kept = row_cache.read_hierarchy(folder, row_cache.sha256(table))
+    kept = None if blob is None else row_cache.read_hierarchy(folder)
     return kept if kept is not None and kept.paths_sha256 == row_cache.sha256(blob) else None
 
 
@@ -617,17 +631,20 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
     folder = Path(folder)
     if not folder.is_dir():
         raise SessionError(f"{folder} is not a session folder (it does not exist or is not a folder)")
-    meta = _read_meta(folder / "session.json")
-    rows = _read_rows(folder)
+    meta, row_lists = _read_meta(folder / "session.json")
+    rows, paths_sha256 = _read_rows(folder)
     n = len(rows.paths)
     if meta.get("n_images", n) != n:
         raise SessionError(f"clusters.csv has {n} rows but session.json says {meta['n_images']} images")
     features = _read_features(folder / "features.npy", n, mmap=mmap)
     try:
-        excluded = np.zeros(n, bool)
-        excluded[np.asarray(meta.get("excluded_rows", []), np.int64)] = True
-        missing = np.zeros(n, bool)
-        missing[np.asarray(meta.get("missing_rows", []), np.int64)] = True
+        excluded, missing = (
+            (_row_mask(meta.get("excluded_rows", []), n), _row_mask(meta.get("missing_rows", []), n))
+            if row_lists is None
+            else (row_lists.excluded, row_lists.missing)  # rows.npz's, of these session.json bytes
+        )
+        if len(excluded) != n or len(missing) != n:
+            raise ValueError(f"excluded or missing rows of {len(excluded)} images, not {n}")
         clusters = {
             int(c["id"]): ClusterInfo(
                 int(c["id"]),
@@ -644,7 +661,9 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
                 raise ValueError(f"cluster {info.id} has medoid row {info.medoid_index} outside 0..{n - 1}")
         linkage = meta.get("linkage")
         tree_meta = meta.get("tree")
-        tree, terms = (None, None) if tree_meta is None else _read_tree(folder, tree_meta, rows.paths)
+        tree, terms = (
+            (None, None) if tree_meta is None else _read_tree(folder, tree_meta, rows.paths, paths_sha256)
+        )
         skipped = [Skipped(str(s["path"]), str(s["reason"])) for s in meta.get("skipped", [])]
         session = Session(
             paths=rows.paths,
@@ -679,25 +698,37 @@ def load(folder: Path, *, mmap: bool = True) -> Session:
     return session
 
 
-def _read_rows(folder: Path) -> Rows:
-    """clusters.csv's columns: from rows.npz when it was made from exactly these bytes, else parsed."""
+def _row_mask(rows: Any, n: int) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[np.asarray(rows, np.int64)] = True
+    return mask
+
+
+def _read_rows(folder: Path) -> tuple[Rows, bytes | None]:
+    """clusters.csv's columns, from rows.npz when it was made from exactly this file, else parsed; and the
+    digest of the paths when rows.npz knows it."""
+    cached = row_cache.read_rows(folder)
+    if cached is not None:
+        return cached
     table = _read_bytes(folder / "clusters.csv", f"the session folder has no clusters.csv ({folder})")
     try:
-        return row_cache.read_rows(folder, row_cache.sha256(table)) or parse_clusters_csv(table)
+        return parse_clusters_csv(table), None
     except TableError as exc:
         raise SessionError(str(exc)) from None
     except ValueError as exc:  # a cell that is not a number
         raise SessionError(f"session folder {folder} is damaged: {exc}") from None
 
 
-def _read_tree(folder: Path, meta: dict, paths: list[str]) -> tuple[ClusterTree, LeafTerms | None]:
+def _read_tree(
+    folder: Path, meta: dict, paths: list[str], paths_sha256: bytes | None
+) -> tuple[ClusterTree, LeafTerms | None]:
     """The tree from session.json's "tree" entry, tree.npz and hierarchy.csv's finest column (the leaves)."""
-    table = _read_bytes(
-        folder / "hierarchy.csv", "session.json records a cluster tree but hierarchy.csv is missing"
-    )
     n_leaves = int(meta["n_leaves"])
-    leaf_of = _cached_leaves(folder, table, n_leaves, paths)
+    leaf_of = _cached_leaves(folder, n_leaves, paths, paths_sha256)
     if leaf_of is None:
+        table = _read_bytes(
+            folder / "hierarchy.csv", "session.json records a cluster tree but hierarchy.csv is missing"
+        )
         try:
             leaf_of = parse_hierarchy_leaves(table, n_leaves, paths)
         except TableError as exc:
@@ -719,14 +750,18 @@ def _read_tree(folder: Path, meta: dict, paths: list[str]) -> tuple[ClusterTree,
     return tree, terms
 
 
-def _cached_leaves(folder: Path, table: bytes, n_leaves: int, paths: list[str]) -> np.ndarray | None:
-    """hierarchy.csv's leaves from rows.npz, if it was made from these bytes listing these paths."""
-    header = table.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
-    blob = row_cache.paths_blob(paths)
-    if f"k{n_leaves}".encode() not in header or blob is None:
+def _cached_leaves(
+    folder: Path, n_leaves: int, paths: list[str], paths_sha256: bytes | None
+) -> np.ndarray | None:
+    """hierarchy.csv's leaves from rows.npz, if it was made from this file listing these paths (whose
+    digest is paths_sha256 when the rows came from rows.npz too: then nothing is encoded to check it)."""
+    cached = row_cache.read_hierarchy(folder)
+    if cached is None or f"k{n_leaves}".encode() not in (cached.header or b"").split(b","):
         return None
-    cached = row_cache.read_hierarchy(folder, row_cache.sha256(table))
-    if cached is None or cached.paths_sha256 != row_cache.sha256(blob) or len(cached.leaf_of) != len(paths):
+    if paths_sha256 is None:
+        blob = row_cache.paths_blob(paths)
+        paths_sha256 = None if blob is None else row_cache.sha256(blob)
+    if cached.paths_sha256 != paths_sha256 or len(cached.leaf_of) != len(paths):
         return None
     return cached.leaf_of
 
@@ -790,13 +825,20 @@ def _int_keys(value: Any) -> Any:
     return value
 
 
-def _read_meta(path: Path) -> dict:
+def _read_meta(path: Path) -> tuple[dict, MetaPart | None]:
+    """session.json's contents, and its row lists from rows.npz when that was made for these bytes (then
+    the lists are left out of the parse: a million row numbers take a fifth of a second)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SessionError(f"{path.parent} is not a session folder (no session.json)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SessionError(f"cannot read {path}: {exc}") from None
+    row_lists = row_cache.read_meta(path.parent, data)
+    if row_lists is not None:  # the bytes the save wrote, all ASCII: byte offsets are character offsets
+        a, b, c, d = row_lists.spans
+        text = "".join((text[:a], "[]", text[b:c], "[]", text[d:]))
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -811,7 +853,7 @@ def _read_meta(path: Path) -> dict:
             f"this session was saved by a newer imgclust (format {version}; this version reads up to "
             f"{FORMAT_VERSION}): update imgclust to open it"
         )
-    return meta
+    return meta, row_lists
 
 
 def _read_features(path: Path, n: int, *, mmap: bool = False) -> np.ndarray:

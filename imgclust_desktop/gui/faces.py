@@ -101,14 +101,14 @@ class FacesMode(QObject):
 
     def _session_changed(self) -> None:
         """Tag the finished session of crops with its face map and list the faceless images as skipped."""
-        from imgclust_desktop.core.faces import FACES_CSV, NO_FACE_REASON, face_params
-        from imgclust_desktop.core.sources import Skipped
-
         session, extraction = self.window.model.session, self.extraction
         if session is None or extraction is None or self.window.model.provisional:
             return
         if not session.paths or Path(session.paths[0]).parent != extraction.folder:
             return
+        from imgclust_desktop.core.faces import FACES_CSV, NO_FACE_REASON, face_params
+        from imgclust_desktop.core.sources import Skipped
+
         self.extraction = None
         session.params["faces"] = face_params(extraction)
         no_face = [Skipped(p, NO_FACE_REASON) for p in extraction.no_face]

@@ -10,6 +10,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from imgclust_desktop.core.labels import label_counts
+
 SELECT_MODES = ("replace", "add", "subtract")
 
 
@@ -228,8 +230,7 @@ class SessionModel(QObject):
         """Number of clusters (noise excluded) in the current session."""
         if self.session is None:
             return 0
-        labels = np.asarray(self.session.labels)
-        return int(np.unique(labels[labels >= 0]).size)
+        return len(label_counts(np.asarray(self.session.labels))[0])
 
 
 def make_thumbnails(keys: list[str], session: Any = None) -> Any:

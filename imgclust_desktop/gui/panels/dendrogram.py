@@ -157,7 +157,7 @@ class DendrogramPanel(QWidget):
         layout.addWidget(self.message, 1)
 
         self._relayout = QTimer(self, singleShot=True, interval=30)
-        self._relayout.timeout.connect(self._place_leaves)
+        self._relayout.timeout.connect(lambda: self._place_leaves(reread=False))
         self.view.sigResized.connect(lambda _=None: self._relayout.start())
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         model.changed.connect(self.refresh)
@@ -244,7 +244,9 @@ class DendrogramPanel(QWidget):
         if self.linkage is not None and index in self._medoid_rows:
             self.leaves.update()  # one repaint per burst of arrivals: Qt merges update() calls
 
-    def _place_leaves(self) -> None:
+    def _place_leaves(self, *, reread: bool = True) -> None:
+        """Fit the leaves' band to the panel's height; reread: the leaves' clusters, medoids and sizes too
+        (not on a resize: counting a million labels again for it took 15 ms)."""
         if self.linkage is None:
             self.leaves.set_leaves(None, [], np.zeros(0), 0.0, None)
             return
@@ -253,6 +255,10 @@ class DendrogramPanel(QWidget):
         top = float(self.linkage[:, 2].max()) * 1.08 or 1.0
         # keep a fixed pixel band under y=0 for the leaves whatever the panel's height
         self.view.setYRange(-top * band / max(height_px - band, 1.0), top, padding=0)
+        if not reread:
+            self.leaves.band = band
+            self.leaves.update()
+            return
         session = self.model.session
         self.leaves.set_leaves(
             session, self.cluster_ids, self._x[: len(self.cluster_ids)], band, self._provider

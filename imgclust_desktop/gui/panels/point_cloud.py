@@ -18,6 +18,7 @@ RASTER_CELL = 2  # device pixels per raster cell: each point fills a 2 x 2 block
 GRID_LASSO_ABOVE = 50_000  # candidate points above which the lasso classifies by a rasterised polygon
 LASSO_GRID = 1024
 CULL_OVERDRAW = 3.0  # dot pixels per screen pixel above which the dots painted over are found and skipped
+_SCATTER = 2_654_435_761  # a prime near 2^32 / golden ratio (Knuth's multiplicative hash)
 
 
 def points_in_polygon(
@@ -177,6 +178,7 @@ class PointCloudItem(ViewSizedItem):
         self.footprint = 1.0  # side of one thumbnail in data units, set from the point spacing
         self.thumbnail_source: ThumbnailSource | None = None
         self.coords = np.zeros((0, 2))
+        self._extent: tuple[np.ndarray, np.ndarray] | None = None  # (low, high) corner of every point
         self.color_index = np.zeros(0, dtype=np.int64)
         self.palette = np.zeros((0, 3), dtype=np.uint8)
         self.visible = np.zeros(0, dtype=bool)
@@ -195,6 +197,9 @@ class PointCloudItem(ViewSizedItem):
         self.last_drawn_raster = False  # the last paint drew the colour raster instead of dots
         self._raster_cache: tuple | None = None  # (x, y, colour, faded colour) in draw order
         self._raster_image: np.ndarray | None = None
+        # the last raster: (view transform and size, QImage over _raster_image or None, points on screen);
+        # a repaint of the same view and points (a window opening paints several times) draws it again
+        self._raster_drawn: tuple | None = None
         self.last_drawn_thumbs: list[tuple[int, QRectF]] = []  # (index, device rect), top last
 
     # -- data -------------------------------------------------------------------------------------------
@@ -205,7 +210,8 @@ class PointCloudItem(ViewSizedItem):
         self.visible = np.ones(n, dtype=bool)
         self.selected = np.zeros(n, dtype=bool)
         self._screen_cache = self._hidden_cache = None
-        self.footprint = _thumbnail_footprint(self.coords)
+        self._extent = extent(self.coords) if n else None
+        self.footprint = _thumbnail_footprint(self.coords, self._extent)
         self.set_colors(color_index, palette)
 
     def set_colors(
@@ -230,6 +236,7 @@ class PointCloudItem(ViewSizedItem):
         self.selected = np.zeros(len(self.coords), dtype=bool)
         indices = np.asarray(indices, dtype=np.int64)
         self.selected[indices[(indices >= 0) & (indices < len(self.coords))]] = True
+        self._raster_drawn = None
         self.update()
 
     @property
@@ -238,7 +245,7 @@ class PointCloudItem(ViewSizedItem):
 
     def _update_order(self) -> None:
         self._order = None  # worked out once at the next paint, however many changes come before it
-        self._raster_cache = None
+        self._raster_cache = self._raster_drawn = None
         self.update()
 
     @property
@@ -246,8 +253,10 @@ class PointCloudItem(ViewSizedItem):
         """The visible indices, bottom to top."""
         if self._order is None:
             vis = np.flatnonzero(self.visible)
-            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords):
-                vis = vis[np.argsort(self._draw_rank[vis], kind="stable")]
+            if self._draw_rank is not None and len(self._draw_rank) == len(self.coords) and len(vis):
+                rank = self._draw_rank[vis]
+                if rank.min() != rank.max():  # one rank for all (no noise): row order, no sort of n ranks
+                    vis = vis[np.argsort(rank, kind="stable")]
             self._order = vis
         return self._order
 
@@ -280,13 +289,13 @@ class PointCloudItem(ViewSizedItem):
     # -- geometry (the bounds are the visible view: fit_all works from the data bounds instead) --------------
     def data_bounds(self, indices: np.ndarray | None = None) -> QRectF | None:
         """Data rectangle around the given (default: visible) points."""
-        if indices is None and len(self.visible) and self.visible.all():
-            points = self.coords  # everything shown: no n-row gather (a 1M-point map opens on this)
+        if indices is None and self._extent is not None and self.visible.all():
+            lo, hi = self._extent  # everything shown: worked out once (a 1M-point map opens on this)
         else:
             points = self.coords[np.flatnonzero(self.visible) if indices is None else np.asarray(indices)]
-        if len(points) == 0:
-            return None
-        lo, hi = points.min(axis=0), points.max(axis=0)
+            if len(points) == 0:
+                return None
+            lo, hi = extent(points)
         return QRectF(QPointF(lo[0], lo[1]), QPointF(hi[0], hi[1]))
 
     # -- painting -----------------------------------------------------------------------------------------
@@ -339,38 +348,52 @@ class PointCloudItem(ViewSizedItem):
         """float32 x, y and opaque ARGB colours (full and faded) of the drawn points, in draw order."""
         if self._raster_cache is None:
             order = self._draw_order
+            # every point drawn in row order (all shown, no noise to put underneath): read rows in place
+            in_place = len(order) == len(self.coords) and bool(np.all(order[1:] > order[:-1]))
+            rows = slice(None) if in_place else order
             rgb = self.palette.astype(np.uint32)  # per palette entry, then one gather per point
             faded_rgb = (rgb * 3 + 255 * 7) // 10  # 30 % colour on white, as the dots fade with a selection
-            slots = self.color_index[order]
+            slots = self.color_index[rows]
             colour = (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32)[slots]
             faded = (0xFF000000 | (faded_rgb[:, 0] << 16) | (faded_rgb[:, 1] << 8) | faded_rgb[:, 2]).astype(
                 np.uint32
             )[slots]
-            xy = self.coords[order].astype(np.float32)
-            self._raster_cache = (
-                np.ascontiguousarray(xy[:, 0]),
-                np.ascontiguousarray(xy[:, 1]),
-                colour,
-                faded,
-            )
+            xs, ys = (self.coords[rows, k].astype(np.float32) for k in (0, 1))
+            self._raster_cache = (xs, ys, colour, faded)
         return self._raster_cache
 
     def _paint_raster(self, painter: QPainter, t, width: int, height: int) -> bool:
         """Draw the points as one colour image (top-most point per 2 x 2 cell); False if too few on screen.
 
         When points outnumber pixels, sprites cost ~200 ms per frame at 1M points and show nothing more:
-        a raster costs a few vectorised passes over the coordinates. Selected points keep their colour and
-        the rest fade, as with dots.
+        a raster costs a few vectorised passes over the coordinates, and none when the view, the points and
+        the selection are the ones of the last raster. Selected points keep their colour and the rest fade,
+        as with dots.
         """
-        xs, ys, colour, faded = self._raster_arrays()
         cell = RASTER_CELL
         w, h = (width + cell - 1) // cell, (height + cell - 1) // cell
+        view = (t.m11(), t.m22(), t.dx(), t.dy(), w, h, self.raster_above)
+        if self._raster_drawn is None or self._raster_drawn[0] != view:
+            self._raster_drawn = (view, *self._rasterise(t, w, h))
+        _, qimage, count = self._raster_drawn
+        if qimage is None:
+            return False
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(QRectF(0, 0, w * cell, h * cell), qimage)
+        self.last_drawn_points = count
+        self.last_drawn_raster = True
+        return True
+
+    def _rasterise(self, t, w: int, h: int) -> tuple[QImage | None, int]:
+        """The raster of w x h cells for view transform t, and the points on it (None: too few for one)."""
+        xs, ys, colour, faded = self._raster_arrays()
+        cell = RASTER_CELL
         ix = xs * np.float32(t.m11() / cell) + np.float32(t.dx() / cell)
         iy = ys * np.float32(t.m22() / cell) + np.float32(t.dy() / cell)
         on = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
         count = int(np.count_nonzero(on))
         if count <= self.raster_above:
-            return False
+            return None, count
         every = count == len(xs)
         flat = iy.astype(np.int32) * np.int32(w) + ix.astype(np.int32)
         if not every:
@@ -384,13 +407,8 @@ class PointCloudItem(ViewSizedItem):
                 selected = selected[on]
             image[flat] = faded if every else faded[on]
             image[flat[selected]] = (colour if every else colour[on])[selected]
-        self._raster_image = image  # QImage below reads this buffer: keep it alive while drawn
-        qimage = QImage(image.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        painter.drawImage(QRectF(0, 0, w * cell, h * cell), qimage)
-        self.last_drawn_points = count
-        self.last_drawn_raster = True
-        return True
+        self._raster_image = image  # the QImage reads this buffer: keep it alive while drawn
+        return QImage(image.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied), count
 
     def _draw_dots(
         self, painter: QPainter, order: np.ndarray, px: np.ndarray, py: np.ndarray, view: tuple
@@ -529,24 +547,40 @@ class PointCloudItem(ViewSizedItem):
         return int(near[np.argmin(d)])
 
 
-def _thumbnail_footprint(coords: np.ndarray, sample: int = 2_000) -> float:
+def extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) corner of points [n, 2], column by column: numpy reduces an [n, 2] array along axis 0
+    two values per step, about ten times slower (40 ms at 1M points, and a map opens on several)."""
+    x, y = points[:, 0], points[:, 1]
+    return np.array([x.min(), y.min()]), np.array([x.max(), y.max()])
+
+
+def _thumbnail_footprint(
+    coords: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None, sample: int = 1_000
+) -> float:
     """Data-space side of a thumbnail: about two neighbour spacings, bounded by the uniform spacing.
 
-    The spacing is the median nearest-neighbour distance within a fixed random sample, scaled to the whole
-    set (it goes with 1 / sqrt(density)): a brute-force search over the sample costs the same at 1M points
-    as at 10k, where a KD-tree over every point took about a second (and scipy's import two more).
+    The spacing is the median nearest-neighbour distance within a fixed sample of rows, scaled
+    to the whole set (it goes with 1 / sqrt(density)): a brute-force search over the sample costs the same
+    at 1M points as at 10k, where a KD-tree over every point took about a second (and scipy's import two
+    more). 1,000 rows: a 2,000-row search took 90 ms of the 1M-point map's opening, for a median within a
+    few percent of it. bounds: extent(coords), when known.
     """
     n = len(coords)
     if n < 2:
         return 1.0
-    span = coords.max(axis=0) - coords.min(axis=0)
+    lo, hi = extent(coords) if bounds is None else bounds
+    span = hi - lo
     uniform = float(np.sqrt(max(span[0] * span[1], 1e-12) / n)) or 1.0
     m = min(n, sample)
-    points = coords if m == n else coords[np.random.default_rng(0).choice(n, m, replace=False)]
-    points = np.asarray(points, np.float64)
-    points = points - points.mean(axis=0)
-    square = (points**2).sum(axis=1)
-    d2 = square[:, None] + square[None, :] - 2.0 * points @ points.T
+    # rows scattered by a multiplicative hash (distinct: the factor is a prime above any n): a random-like
+    # choice, as spread out as numpy.random's (its import took 75 ms), and unlike evenly spaced rows not
+    # fooled by rows stored in map order
+    points = coords if m == n else coords[np.arange(m, dtype=np.int64) * _SCATTER % n]
+    x, y = (np.array(points[:, k], np.float64) for k in (0, 1))
+    d2 = np.square(x[:, None] - x[None, :])  # differences, not |a|^2 + |b|^2 - 2ab: exact for close points
+    d2 += np.square(y[:, None] - y[None, :])
     np.fill_diagonal(d2, np.inf)
-    nn = float(np.sqrt(max(float(np.median(d2.min(axis=1))), 0.0)) * np.sqrt(m / n)) or uniform
+    nearest = np.sort(d2.min(axis=1))  # its median by hand: np.median's first call imports numpy.ma (70 ms)
+    median = 0.5 * (float(nearest[(m - 1) // 2]) + float(nearest[m // 2]))
+    nn = float(np.sqrt(max(median, 0.0)) * np.sqrt(m / n)) or uniform
     return float(np.clip(2.0 * nn, nn, uniform))
