@@ -247,8 +247,9 @@ def read_hierarchy(folder: Path) -> HierarchyPart | None:
 
 def read_meta(folder: Path, data: bytes) -> MetaPart | None:
     """session.json's row lists from the cache, if it was made for exactly these session.json bytes."""
+    digest = sha256(data)
     with _opened(folder) as cache:
-        if cache is None or _digest(cache, "meta_sha256") != sha256(data):
+        if cache is None or _digest(cache, "meta_sha256") != digest:
             return None
         try:
             spans = tuple(int(v) for v in cache["meta_spans"].tolist())
@@ -263,7 +264,7 @@ def read_meta(folder: Path, data: bytes) -> MetaPart | None:
         or (missing.dtype, missing.shape) != (bool, excluded.shape)
     ):
         return None
-    return MetaPart(sha256(data), spans, excluded, missing)  # type: ignore[arg-type]
+    return MetaPart(digest, spans, excluded, missing)  # type: ignore[arg-type]
 
 
 def _vouches(cache: np.lib.npyio.NpzFile, part: str, path: Path) -> bool:
