@@ -58,6 +58,13 @@ p.select_polygon(poly, "replace")
 print("lasso cpu", time.process_time() - t, "wall", time.perf_counter() - tw)
 pr.disable()
 pstats.Stats(pr).sort_stats("tottime").print_stats(8)
+for turn in (1, 2, 3):  # later lassos (the first one imports PIL's ImageDraw), no profiler
+    spun = ang + turn * 0.4
+    poly = np.c_[centre[0] + r * np.cos(spun), centre[1] + r * np.sin(spun)]
+    t, tw = time.process_time(), time.perf_counter()
+    p.select_polygon(poly, "replace")
+    cpu, wall = time.process_time() - t, time.perf_counter() - tw
+    print(f"lasso {turn + 1} cpu {cpu:.3f} wall {wall:.3f}, {len(p.model.selection)} selected")
 pr = cProfile.Profile()
 pr.enable()
 p.pan_by(0.002, 0)
