@@ -1,7 +1,7 @@
 """How long a re-cut of the cluster tree takes at 100k images: the core plan + apply, and the window's path.
 
     python bench/recut.py [--n 100000] [--groups 60] [--tree-cache FILE.npz] [--dim 16] [--names terms]
-                          [--repeat 3]
+                          [--repeat 3] [--stored-medoids]
 
 Builds a synthetic session (random blobs, a real ClusterTree from core/tree.build_tree, --k N to skip
 scoring the levels; the tree is kept in --tree-cache so a rerun skips the build), then times, per target
@@ -12,8 +12,11 @@ the Clusters tab in front (as it opens) and with the Dendrogram tab in front, --
 fresh session (medians printed); the window's startup objects are frozen (gc.freeze) as imgclust-desktop
 freezes them once its window is up. --dim sets the width of the stored features (the medoids read them;
 the default model's are 1280 wide); --names terms gives every leaf words as the default model does
-(folders: names from parent folders). Wall and CPU time are printed: on a loaded machine the CPU time is the
-steadier figure. Target: the window's re-cut under 100 ms at 100k images.
+(folders: names from parent folders). --stored-medoids remembers the medoids of the tree's stored levels
+first, as the pipeline does for the sessions it makes (the slider steps over those levels, so a re-cut
+there reads no features), and adds the stored level nearest 2,000 to the targets; without it every level
+costs what a typed level that is not stored costs. Wall and CPU time are printed: on a loaded machine the
+CPU time is the steadier figure. Target: the window's re-cut under 100 ms at 100k images.
 """
 
 from __future__ import annotations
@@ -87,14 +90,17 @@ def synthetic_terms(tree, words: int = 1000, seed: int = 2):
 
 def make_session(points: np.ndarray, tree, features: np.ndarray | None = None, terms=None):
     """A session at the tree's default level, with a tree object of its own: nothing cached per tree node
-    (medoids, cuts) carries over from an earlier session, so every level is a first visit again."""
+    (medoids, cuts) carries over from an earlier session, so every level is a first visit again; only the
+    stored levels' medoids that the given tree remembers (as a saved session's tree.npz holds them)."""
     from imgclust_desktop.core.recut import apply_auto_names
     from imgclust_desktop.core.session import ClusterInfo, Session
     from imgclust_desktop.core.tree import ClusterTree
 
+    stored = dict(tree.node_medoids)
     tree = ClusterTree(
         leaf_of=tree.leaf_of, linkage=tree.linkage, default_k=tree.default_k, levels=tree.levels
     )
+    tree.node_medoids.update(stored)
     k = tree.default_k
     nodes = tree.node_of_clusters(k)
     session = Session(
@@ -150,6 +156,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=16, help="width of the stored features (16: the points)")
     parser.add_argument("--names", choices=("folders", "terms"), default="folders")
     parser.add_argument("--repeat", type=int, default=1, help="window passes per tab (medians printed)")
+    parser.add_argument(
+        "--stored-medoids",
+        action="store_true",
+        help="remember the stored levels' medoids first, as the pipeline does (the slider's levels), and "
+        "also visit the stored level nearest 2,000",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imgclust_desktop.core.recut import apply_recut, plan_recut
@@ -159,6 +171,11 @@ def main() -> None:
     near_300 = min(tree.levels, key=lambda v: abs(v - 300))
     targets = sorted({tree.levels[0], tree.default_k, near_300, min(2000, tree.n_leaves)})
     features = wide_features(points, args.dim)
+    if args.stored_medoids:
+        from imgclust_desktop.core.recut import remember_level_medoids
+
+        remember_level_medoids(tree, features)  # kept on the tree: every fresh session below shares it
+        targets = sorted({*targets, min(tree.levels, key=lambda v: abs(v - 2000))})
     terms = synthetic_terms(tree) if args.names == "terms" else None
     print(f"{args.n:,} images, {tree.n_leaves:,} leaves, default {tree.default_k}, levels {tree.levels}")
     print(f"features {features.shape[1]} wide, names from {args.names}")
