@@ -135,14 +135,15 @@ def write(
     hierarchy: HierarchyPart | None,
     number_text: list[str],
     *,
+    blob: bytes | None,
     clusters_key: np.ndarray | None = None,
     meta: MetaPart | None = None,
 ) -> None:
     """Write rows.npz for the clusters.csv whose bytes have this digest (its stat key after the save wrote
     it: clusters_key), hierarchy.csv's part and session.json's row lists, if any; number_text: each row's
-    x,y,outlier_score cells as that table has them."""
+    x,y,outlier_score cells as that table has them; blob: paths_blob(rows.paths), which the save has made
+    already for hierarchy.csv's part (None: a path holds a NUL, and no cache is kept)."""
     target = Path(folder) / CACHE_NAME
-    blob = paths_blob(rows.paths)
     if blob is None:
         target.unlink(missing_ok=True)  # a cache that cannot say what the CSV says must not stay behind
         return

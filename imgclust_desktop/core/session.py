@@ -414,11 +414,13 @@ def save(
     table = clusters_csv(rows, _is_medoid(session), numbers).encode("utf-8")
     atomic_write_bytes(folder / "clusters.csv", table)
     clusters_key = row_cache.file_key(folder / "clusters.csv")
+    blob = row_cache.paths_blob(session.paths)  # made once: rows.npz keeps it, both parts check its digest
+    paths_sha256 = None if blob is None else row_cache.sha256(blob)
     hierarchy = None
     if session.tree is not None:
-        hierarchy = None if write_tree else _kept_hierarchy(folder, session.paths)
+        hierarchy = None if write_tree else _kept_hierarchy(folder, paths_sha256)
         if hierarchy is None:
-            hierarchy = _write_hierarchy(folder, session.paths, session.tree)
+            hierarchy = _write_hierarchy(folder, session.paths, session.tree, paths_sha256)
         _write_tree_arrays(folder, session.tree, session.leaf_terms)  # its medoids may have grown
     else:  # a re-clustering without a tree: an old tree would mislead
         (folder / "hierarchy.csv").unlink(missing_ok=True)
@@ -428,7 +430,14 @@ def save(
     if spans is not None:
         row_lists = MetaPart(row_cache.sha256(meta), spans, session.excluded, session.missing)
     row_cache.write(
-        folder, rows, row_cache.sha256(table), hierarchy, numbers, clusters_key=clusters_key, meta=row_lists
+        folder,
+        rows,
+        row_cache.sha256(table),
+        hierarchy,
+        numbers,
+        blob=blob,
+        clusters_key=clusters_key,
+        meta=row_lists,
     )
     atomic_write_bytes(folder / "session.json", meta)
     session.path = folder
@@ -463,16 +472,18 @@ def _is_medoid(session: Session) -> np.ndarray:
     return is_medoid
 
 
-def _write_hierarchy(folder: Path, paths: list[str], tree: ClusterTree) -> HierarchyPart | None:
-    """hierarchy.csv; returns what rows.npz records of it (None: nothing it can record)."""
+def _write_hierarchy(
+    folder: Path, paths: list[str], tree: ClusterTree, paths_sha256: bytes | None
+) -> HierarchyPart | None:
+    """hierarchy.csv; returns what rows.npz records of it (None: nothing it can record). paths_sha256: the
+    digest of the paths' blob (None: they have none)."""
     table = hierarchy_csv(paths, tree).encode("utf-8")
     atomic_write_bytes(folder / "hierarchy.csv", table)
-    blob = row_cache.paths_blob(paths)
-    if blob is None or tree.n_leaves not in tree.levels:
+    if paths_sha256 is None or tree.n_leaves not in tree.levels:
         return None
     leaves, key = tree.cut(tree.n_leaves), row_cache.file_key(folder / "hierarchy.csv")
     header = table.split(b"\n", 1)[0].rstrip(b"\r")
-    return HierarchyPart(row_cache.sha256(table), row_cache.sha256(blob), leaves, key, header)
+    return HierarchyPart(row_cache.sha256(table), paths_sha256, leaves, key, header)
 
 
 def _write_tree_arrays(folder: Path, tree: ClusterTree, terms: LeafTerms | None) -> None:
@@ -504,12 +515,11 @@ def _holds(path: Path, arrays: dict[str, np.ndarray]) -> bool:
         return False
 
 
-def _kept_hierarchy(folder: Path, paths: list[str]) -> HierarchyPart | None:
-    """rows.npz's record of hierarchy.csv when that file and the paths are still the ones it was made
-    with (the file can then stay as it is); else None."""
-    blob = row_cache.paths_blob(paths)
-    kept = None if blob is None else row_cache.read_hierarchy(folder)
-    return kept if kept is not None and kept.paths_sha256 == row_cache.sha256(blob) else None
+def _kept_hierarchy(folder: Path, paths_sha256: bytes | None) -> HierarchyPart | None:
+    """rows.npz's record of hierarchy.csv when that file and the paths (the digest of their blob) are still
+    the ones it was made with (the file can then stay as it is); else None."""
+    kept = None if paths_sha256 is None else row_cache.read_hierarchy(folder)
+    return kept if kept is not None and kept.paths_sha256 == paths_sha256 else None
 
 
 def features_dtype(shape: tuple) -> np.dtype:
