@@ -94,10 +94,11 @@ def test_a_result_that_arrives_after_cancel_is_not_delivered(qtbot):
 
     worker = PipelineWorker(stubborn)
     seen = collect(worker)
-    worker.start()
-    worker.cancel()
-    release.set()
-    qtbot.waitSignal(worker.done, timeout=5000).wait()
+    # Listen before releasing: a signal emitted before anyone listens is queued to no one.
+    with qtbot.waitSignal(worker.done, timeout=5000):
+        worker.start()
+        worker.cancel()
+        release.set()
     assert len(seen["cancelled"]) == 1 and not seen["finished"]
 
 
