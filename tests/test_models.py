@@ -113,8 +113,9 @@ def test_the_plain_torch_network_is_timms_efficientnet_lite0_bit_for_bit(lite0):
     reference = timm.create_model("efficientnet_lite0", pretrained=False)
     assert list(reference.state_dict()) == list(lite0.module.state_dict())
     reference.load_state_dict(lite0.module.state_dict())
-    reference.eval()
+    reference.eval().to(memory_format=torch.channels_last)  # the layout the extractor runs in
     batch = lite0.preprocess([data.chelsea(), data.coffee(), data.camera()])
+    batch = batch.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         ours = lite0.module.forward_head(lite0.module.forward_features(batch), pre_logits=True)
         theirs = reference.forward_head(reference.forward_features(batch), pre_logits=True)

@@ -42,7 +42,8 @@ def test_resnet_from_local_file_matches_the_network_it_came_from(resnet_weights)
         network.fc, fc = torch.nn.Identity(), network.fc
         expected = network(batch).numpy()
         network.fc = fc
-    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+    # the extractor runs channels-last, which sums in another order: equal to float32 rounding (values ~15)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
     assert "resnet50-random.pth" in extractor.cache_key
 
 

@@ -11,7 +11,9 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,29 @@ class _Database:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+class WriteBehind:
+    """Runs cache writes in one background thread, in the order given, so the caller does not wait on the
+    disk (sqlite releases the GIL while it writes). At most `ahead` calls wait; close() waits for all."""
+
+    def __init__(self, write: Callable[..., None], *, ahead: int = 8) -> None:
+        self.write, self.ahead = write, max(1, ahead)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgclust-cache-writer")
+        self.queued: deque[Future] = deque()
+
+    def call(self, *args: object) -> None:
+        while len(self.queued) >= self.ahead:
+            self.queued.popleft().result()
+        self.queued.append(self.pool.submit(self.write, *args))
+        while self.queued and self.queued[0].done():
+            self.queued.popleft().result()
+
+    def close(self) -> None:
+        """Wait until everything handed over is written."""
+        self.pool.shutdown(wait=True)
+        while self.queued:
+            self.queued.popleft().result()
 
 
 def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:

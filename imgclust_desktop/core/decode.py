@@ -121,10 +121,14 @@ def _decode_open(im, max_side: int, thumb_sizes: tuple[int, ...]) -> Decoded:
     if im.mode != "RGB":
         im = im.convert("RGB")
     thumbnails: dict[int, bytes] = {}
-    source = im
+    source, encoded = im, None
     for size in sorted(thumb_sizes, reverse=True):  # each thumbnail from the next larger one: cheaper
-        source = _fit_long_edge(source, size)
-        thumbnails[size] = _jpeg_bytes(source)
+        # Never enlarged: a 28 px source gives a 28 px thumbnail under both sizes (widgets scale it up when
+        # they paint). Enlarging cost 3.3 ms and 8.6 KB per Fashion-MNIST image, 12 times its decoding.
+        smaller = _shrink(source, size)
+        if smaller is not source or encoded is None:
+            source, encoded = smaller, _jpeg_bytes(smaller)
+        thumbnails[size] = encoded
     image = _shrink(im, max_side)
     return Decoded(np.asarray(image), dict(sorted(thumbnails.items())), original_size)
 

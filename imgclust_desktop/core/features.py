@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import FeatureCache, ThumbnailCache
+from .cache import FeatureCache, ThumbnailCache, WriteBehind
 from .ingest import decode_stream, default_workers
 from .progress import CancelFlag, ProgressCallback, RateMeter, check_cancel, never_cancelled, no_progress
 from .sources import FileIdentity, Skipped, describe_os_error
@@ -107,12 +107,14 @@ def compute_features(
         )
 
     computed = 0
+    # written behind the forward passes: the next batch runs while sqlite stores this one
+    cache_writer = WriteBehind(feature_cache.put_many) if feature_cache is not None else None
 
     def store(indices: list[int], vectors: np.ndarray) -> None:
         nonlocal computed, done
         rows[indices], has_row[indices] = vectors, True
-        if feature_cache is not None:
-            feature_cache.put_many([keys[i] for i in indices], extractor.cache_key, vectors)
+        if cache_writer is not None:
+            cache_writer.call([keys[i] for i in indices], extractor.cache_key, vectors)
         computed += len(indices)
         done += len(indices)
         meter.update(done)
@@ -145,6 +147,8 @@ def compute_features(
     finally:
         stream.close()
         embedder.close()
+        if cache_writer is not None:
+            cache_writer.close()
     meter.update(
         total, message=f"{computed} computed, {total - computed - len(skipped)} from cache", force=True
     )

@@ -4,7 +4,8 @@ Decoding runs in a thread pool. Pillow releases the GIL inside its codecs and re
 like processes here without pickling pixels between processes or paying process start-up (measured in
 bench/ingest.py). While the consumer (feature inference) works on one batch, the pool keeps decoding up
 to `prefetch` files ahead; thumbnails made during decoding are written to the thumbnail cache as they
-arrive.
+arrive, by a writer thread of their own (sqlite releases the GIL while it writes), so the consumer does
+not wait on the disk.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from .cache import ThumbnailCache
+from .cache import ThumbnailCache, WriteBehind
 from .decode import Decoded, DecodeError, decode
 from .progress import CancelFlag, check_cancel, never_cancelled
 from .sources import FileIdentity, Skipped
 
 _POLL_SECONDS = 0.1  # how often a waiting consumer looks at the cancel flag
-_THUMB_FLUSH = 32  # thumbnails per sqlite transaction
+_THUMB_FLUSH = 256  # thumbnails per sqlite transaction
+_WRITES_AHEAD = 8  # transactions queued for the writer before the stream waits for it (bounded memory)
 
 
 def default_workers() -> int:
@@ -66,6 +68,7 @@ def decode_stream(
     if not files:
         return
     pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="imgclust-decode")
+    writer = WriteBehind(thumb_cache.put_many, ahead=_WRITES_AHEAD) if thumb_cache is not None else None
     pending: deque[tuple[int, Future]] = deque()
     unsaved: list[tuple[str, dict[int, bytes]]] = []
     next_index = 0
@@ -79,18 +82,20 @@ def decode_stream(
                 break
             index, future = pending.popleft()
             result = _wait(future, cancelled)
-            if thumb_cache is not None and isinstance(result, Decoded):
+            if writer is not None and isinstance(result, Decoded):
                 unsaved.append((files[index].key(), result.thumbnails))
                 if len(unsaved) >= _THUMB_FLUSH:
-                    thumb_cache.put_many(unsaved)
+                    writer.call(unsaved)
                     unsaved = []
             check_cancel(cancelled)
             yield index, result
     finally:
         # also runs when the consumer stops early or cancels: keep what was decoded, drop the rest
         pool.shutdown(wait=False, cancel_futures=True)
-        if thumb_cache is not None and unsaved:
-            thumb_cache.put_many(unsaved)
+        if writer is not None:
+            if unsaved:
+                writer.call(unsaved)
+            writer.close()  # every thumbnail handed over is in the cache when the stream ends
 
 
 def _wait(future: Future, cancelled: CancelFlag) -> Decoded | Skipped:
