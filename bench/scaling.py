@@ -16,6 +16,7 @@ the two previous sizes) would not fit in what is left of --budget-minutes is ski
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -168,8 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--source", choices=list(SOURCES), default="fashion-mnist-70k")
     parser.add_argument("--once", action="store_true", help="only the uncached run (features computed once)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="an empty folder to use as the cache and keep afterwards (to open the session with its "
+        "thumbnails: IMGCLUST_CACHE_DIR=FOLDER imgclust-desktop SESSION); default: a temporary folder",
+    )
     args = parser.parse_args(argv)
 
+    if args.cache is not None and (
+        len(args.sizes) > 1 or (args.cache.exists() and any(args.cache.iterdir()))
+    ):
+        sys.exit("--cache takes an empty folder and one size: each size needs a fresh cache")
     source = source_folder(args.data, args.source)
     started = dt.datetime.now(dt.timezone.utc)
     records, skipped = [], []
@@ -185,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = sized_folder(source, n, args.data)
         work = args.work / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="imgclust-scaling-cache-") as cache:
+        kept = contextlib.nullcontext(str(args.cache)) if args.cache is not None else None
+        with kept or tempfile.TemporaryDirectory(prefix="imgclust-scaling-cache-") as cache:
             for label in ("uncached",) if args.once else ("uncached", "cached"):
                 print(f"{n} images, {label} ...", file=sys.stderr)
                 record = run_once(folder, Path(cache), work, f"n{n}-{label}", args.timeout)
