@@ -82,3 +82,31 @@ def test_concurrent_writers_share_one_cache(tmp_path):
     for t in threads:
         t.join()
     assert cache.has_all(ks, 128) == set(ks)
+
+
+def test_thumbnails_take_a_page_less_per_row_and_a_cache_in_the_old_layout_still_works(tmp_path):
+    import os
+    import sqlite3
+
+    rng = np.random.default_rng(1)
+    ks = keys(3000)
+    jpeg = [rng.integers(0, 256, 1000, dtype=np.uint8).tobytes() for _ in ks]  # a 28 px thumbnail's size
+    fresh = ThumbnailCache(tmp_path / "new")
+    fresh.put_many((k, {128: j}) for k, j in zip(ks, jpeg, strict=True))
+    fresh.close()
+    per_row = os.path.getsize(tmp_path / "new" / "thumbnails.sqlite3") / len(ks)
+    assert per_row < 2000  # whole rows on their pages; WITHOUT ROWID spilled each into a 4 KB overflow page
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / "thumbnails.sqlite3")
+    db.execute(
+        "CREATE TABLE thumbnails (key TEXT NOT NULL, size INTEGER NOT NULL, jpeg BLOB NOT NULL, "
+        "PRIMARY KEY (key, size)) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO thumbnails VALUES (?, ?, ?)", (ks[0], 128, b"from an old cache"))
+    db.commit()
+    db.close()
+    reused = ThumbnailCache(old)
+    reused.put_many([(ks[1], {128: b"new"})])
+    assert reused.get_many(ks[:2], 128) == {ks[0]: b"from an old cache", ks[1]: b"new"}
