@@ -60,6 +60,10 @@ def main() -> int:
         for _ in range(5):  # 3^5 = 243 times closer: a few dozen of 1M points, drawn as thumbnails
             scatter.zoom_by(1 / 3, QPointF(x, y))
             app.processEvents()
+        settle = time.perf_counter() + 3.0  # thumbnails load in their own thread and repaint as they come
+        while time.perf_counter() < settle:
+            app.processEvents()
+            time.sleep(0.02)
         scatter.canvas.viewport().repaint()
         app.processEvents()
         window.grab().save(str(args.screenshots / "open-2-zoomed-in.png"))
