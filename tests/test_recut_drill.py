@@ -78,6 +78,35 @@ def test_the_drawn_tree_is_the_part_above_the_clusters(session):
     assert linkage2[0, 2] < linkage[0, 2]  # the opened cluster's own merge sits under the old ones
 
 
+def test_the_drawn_tree_in_array_passes_equals_the_merge_by_merge_walk(session):
+    from imgclust_desktop.core import recut
+
+    def both(s):
+        tree, present = s.tree, set(s.cluster_ids())
+        nodes = {int(i.node): c for c, i in s.clusters.items() if i.node is not None and c in present}
+        ids = sorted(nodes.values())
+        above = np.flatnonzero(recut.node_owner(tree, nodes)[tree.n_leaves :] == -2)
+        fast, walked = (
+            recut._whole_linkage(tree, nodes, ids, above),
+            recut._linkage_rows(tree, nodes, ids, above),
+        )
+        assert len(walked) == len(ids) - 1  # one merge per cluster but the root's
+        return fast, walked
+
+    for k in (2, 3, session.tree.default_k, session.tree.finer(session.tree.default_k)):
+        apply_recut(session, plan_recut(session, k))
+        fast, walked = both(session)
+        assert fast is not None and np.array_equal(fast, walked)
+    apply_recut(session, expand_cluster(session, session.cluster_ids()[0]))  # a drill-down
+    fast, walked = both(session)
+    assert fast is not None and np.array_equal(fast, walked)
+    first, second = session.cluster_ids()[:2]
+    session.merge([first, second])  # by hand: a branch of the tree now holds no cluster
+    fast, walked = both(session)
+    assert fast is None
+    assert np.array_equal(cluster_linkage(session)[0], walked)
+
+
 def test_a_recut_after_a_drill_down_keeps_hand_moves_and_gives_the_uniform_cut(session):
     tree = session.tree
     apply_recut(session, expand_cluster(session, session.cluster_ids()[0]))

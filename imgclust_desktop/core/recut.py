@@ -290,6 +290,42 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
     if last is not None and last[0] == key:
         return last[1], list(last[2])
     ids = sorted(node_to_cluster.values())
+    above = np.flatnonzero(node_owner(tree, node_to_cluster)[tree.n_leaves :] == -2)
+    linkage = _whole_linkage(tree, node_to_cluster, ids, above)
+    if linkage is None:
+        linkage = _linkage_rows(tree, node_to_cluster, ids, above)
+    memo["linkage"] = (key, linkage, ids)
+    return linkage, list(ids)
+
+
+def _whole_linkage(
+    tree: ClusterTree, node_to_cluster: dict[int, int], ids: list[int], above: np.ndarray
+) -> np.ndarray | None:
+    """cluster_linkage's rows in a few array passes when every merge above the clusters joins two branches
+    that hold clusters (any uniform cut; a drill-down too), else None. Then every merge above is a row, in
+    tree order, numbered after the clusters; only the cluster counts need one pass in order."""
+    m, k = tree.n_leaves, len(ids)
+    children = tree.linkage[above, :2].astype(np.int64)
+    cluster_nodes = np.fromiter(node_to_cluster, np.int64, count=len(node_to_cluster))
+    number = np.full(2 * m - 1, -1, np.int64)
+    position = {cid: i for i, cid in enumerate(ids)}
+    number[cluster_nodes] = [position[cid] for cid in node_to_cluster.values()]
+    number[m + above] = k + np.arange(len(above))
+    pairs = number[children]
+    if (pairs < 0).any():  # a branch without clusters (merged by hand): the row-by-row walk
+        return None
+    under = [1] * k + [0] * len(above)
+    for r, (a, b) in enumerate(pairs.tolist()):
+        under[k + r] = under[a] + under[b]
+    return np.column_stack(
+        [pairs.astype(np.float64), tree.linkage[above, 2], np.asarray(under[k:], np.float64)]
+    ).reshape(-1, 4)
+
+
+def _linkage_rows(
+    tree: ClusterTree, node_to_cluster: dict[int, int], ids: list[int], above: np.ndarray
+) -> np.ndarray:
+    """cluster_linkage's rows, merge by merge: a merge with a branch that holds no cluster is skipped."""
     index = {cid: i for i, cid in enumerate(ids)}
     m = tree.n_leaves
     # per tree node: its number in the drawn linkage (-1: none yet) and how many clusters lie under it
@@ -297,7 +333,6 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
     for node, cid in node_to_cluster.items():
         number[node], under[node] = index[cid], 1
     rows: list[list[float]] = []
-    above = np.flatnonzero(node_owner(tree, node_to_cluster)[m:] == -2)
     children = tree.linkage[above, :2].astype(np.int64).tolist()
     for j, (left, right), height in zip(
         above.tolist(), children, tree.linkage[above, 2].tolist(), strict=True
@@ -310,9 +345,7 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
             continue
         number[m + j], under[m + j] = len(ids) + len(rows), under[left] + under[right]
         rows.append([a, b, height, under[m + j]])
-    linkage = np.asarray(rows, np.float64).reshape(-1, 4)
-    memo["linkage"] = (key, linkage, ids)
-    return linkage, list(ids)
+    return np.asarray(rows, np.float64).reshape(-1, 4)
 
 
 _MEMO: dict[int, tuple[weakref.ref, dict]] = {}  # id(tree) -> (the tree, what is remembered about it)

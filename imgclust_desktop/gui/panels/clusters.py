@@ -37,7 +37,7 @@ from imgclust_desktop.core.cosine import cosine_to
 from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
-from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel, names_of
 from imgclust_desktop.gui.thumbs import follow_provider
 
 THUMB_PX = 104
@@ -335,10 +335,13 @@ class ClusterGridPanel(QWidget):
         ids, counts = ids[biggest_first], counts[biggest_first]
         rgb = [tuple(c) for c in colors.labels_rgb(ids).reshape(-1, 3).tolist()]
         info = getattr(session, "clusters", {})
+        ids_listed = ids.tolist()
         entries = []
-        for cid, count, colour in zip(ids.tolist(), counts.tolist(), rgb, strict=True):
+        for cid, name, count, colour in zip(
+            ids_listed, names_of(session, ids_listed), counts.tolist(), rgb, strict=True
+        ):
             excluded = " — excluded" if getattr(info.get(cid), "excluded", False) else ""
-            entries.append((cid, f"{_cluster_name(session, cid)}  ({count:,}){excluded}", colour, None))
+            entries.append((cid, f"{name}  ({count:,}){excluded}", colour, None))
         noise = int(np.sum(labels < 0))
         if noise:
             entries.append((-1, f"Noise  ({noise:,})", tuple(colors.NOISE_RGB.tolist()), None))

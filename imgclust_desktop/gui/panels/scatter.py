@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
-from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel, names_of
 from imgclust_desktop.gui.panels.map_tools import (
     HighlightRings,
     HoverCard,
@@ -159,6 +159,8 @@ class ScatterPanel(QWidget):
         """Left drag pans ("pan"), draws a rectangle ("rect") or a freehand lasso ("lasso")."""
         self.view.tool = tool
         self.tool_actions[tool].setChecked(True)
+        if tool == "lasso":  # a big lasso rasterises its outline with PIL: imported now, not on release
+            import PIL.ImageDraw  # noqa: F401
         cursor = Qt.CursorShape.OpenHandCursor if tool == "pan" else Qt.CursorShape.CrossCursor
         self.canvas.viewport().setCursor(cursor)
 
@@ -261,8 +263,8 @@ class ScatterPanel(QWidget):
                 self.item.set_colors(slot, palette, draw_rank=labels >= 0)  # noise underneath
             self._group = labels
             rgb = [tuple(c) for c in colors.labels_rgb(cluster_ids).reshape(-1, 3).tolist()]
-            entries = [(c, _cluster_name(session, c), s, rgb[i])
-                       for i, (c, s) in enumerate(zip(cluster_ids.tolist(), sizes.tolist(), strict=True))]  # fmt: skip
+            listed = cluster_ids.tolist()
+            entries = list(zip(listed, names_of(session, listed), sizes.tolist(), rgb, strict=True))
             if (labels < 0).any():
                 entries.append((-1, "Noise", int((labels < 0).sum()), tuple(colors.NOISE_RGB.tolist())))
         self._fill_legend(entries)
