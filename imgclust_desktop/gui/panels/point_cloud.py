@@ -36,10 +36,15 @@ def points_in_polygon(
     if len(poly) < 3 or len(points) == 0:
         return inside
     lo_xy, hi_xy = poly.min(axis=0), poly.max(axis=0)
+    lo, hi = lo_xy, hi_xy
+    if points.dtype == np.float32:
+        # Compared in float32, not promoted to float64 on every row (the map's 1M coordinates): the box,
+        # rounded outwards, is a superset of the exact one, and what it adds lies outside the polygon.
+        lo = np.nextafter(lo_xy.astype(np.float32), np.float32(-np.inf))
+        hi = np.nextafter(hi_xy.astype(np.float32), np.float32(np.inf))
     box = np.flatnonzero(
-        (points[:, 0] >= lo_xy[0]) & (points[:, 0] <= hi_xy[0])
-        & (points[:, 1] >= lo_xy[1]) & (points[:, 1] <= hi_xy[1])
-    )  # fmt: skip
+        (points[:, 0] >= lo[0]) & (points[:, 0] <= hi[0]) & (points[:, 1] >= lo[1]) & (points[:, 1] <= hi[1])
+    )
     if len(box) == 0:
         return inside
     if len(box) > grid_above:
@@ -70,8 +75,11 @@ def _grid_inside(points: np.ndarray, poly: np.ndarray, lo: np.ndarray, hi: np.nd
     grown[:, 1:] |= unsure[:, :-1]
     grown[:, :-1] |= unsure[:, 1:]
     state = np.asarray(fill, np.uint8) + 2 * grown.astype(np.uint8)  # 0 out, 1 in, >= 2 unsure
-    cx = np.clip(((points[:, 0] - lo[0]) * scale[0] + 0.5).astype(np.int64), 0, g - 1)
-    cy = np.clip(((points[:, 1] - lo[1]) * scale[1] + 0.5).astype(np.int64), 0, g - 1)
+    # in the points' own precision: float32 rounding moves a point by far less than a cell, and a cell
+    # next to the outline is ray-cast anyway (the marked band is grown by a cell)
+    at, step = lo.astype(points.dtype), scale.astype(points.dtype)
+    cx = np.clip(((points[:, 0] - at[0]) * step[0] + 0.5).astype(np.int32), 0, g - 1)
+    cy = np.clip(((points[:, 1] - at[1]) * step[1] + 0.5).astype(np.int32), 0, g - 1)
     cell = state[cy, cx]
     result = cell == 1
     unsure = np.flatnonzero(cell >= 2)
