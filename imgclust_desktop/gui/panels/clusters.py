@@ -37,7 +37,7 @@ from imgclust_desktop.core.cosine import cosine_to
 from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.cluster_diagnostics import DiagnosticsView
-from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel, names_of
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
 from imgclust_desktop.gui.thumbs import follow_provider
 
 THUMB_PX = 104
@@ -338,7 +338,7 @@ class ClusterGridPanel(QWidget):
         ids_listed = ids.tolist()
         entries = []
         for cid, name, count, colour in zip(
-            ids_listed, names_of(session, ids_listed), counts.tolist(), rgb, strict=True
+            ids_listed, session.names_of(ids_listed), counts.tolist(), rgb, strict=True
         ):
             excluded = " — excluded" if getattr(info.get(cid), "excluded", False) else ""
             entries.append((cid, f"{name}  ({count:,}){excluded}", colour, None))

@@ -19,16 +19,6 @@ HIDDEN_TEXT = QColor(150, 150, 150)
 ROW_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled  # not editable, not draggable
 
 
-def names_of(session: Any, ids: list[int]) -> list[str]:
-    """The display names of these cluster ids (Session.name_of for thousands of ids in one pass)."""
-    clusters = getattr(session, "clusters", None) or {}
-    names = []
-    for cid in ids:
-        info = clusters.get(cid)
-        names.append("Noise" if cid < 0 else info.name if info is not None else f"Cluster {cid}")
-    return names
-
-
 class SwatchListModel(QStringListModel):
     """Rows of (key, text, rgb, tooltip or None for the text); hidden keys are greyed and struck out; an
     optional header row."""

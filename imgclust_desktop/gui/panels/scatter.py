@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from imgclust_desktop.core.labels import label_counts
 from imgclust_desktop.gui import colors
-from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel, names_of
+from imgclust_desktop.gui.panels.legend import KeyRole, SwatchListModel
 from imgclust_desktop.gui.panels.map_tools import (
     HighlightRings,
     HoverCard,
@@ -264,7 +264,7 @@ class ScatterPanel(QWidget):
             self._group = labels
             rgb = [tuple(c) for c in colors.labels_rgb(cluster_ids).reshape(-1, 3).tolist()]
             listed = cluster_ids.tolist()
-            entries = list(zip(listed, names_of(session, listed), sizes.tolist(), rgb, strict=True))
+            entries = list(zip(listed, session.names_of(listed), sizes.tolist(), rgb, strict=True))
             if (labels < 0).any():
                 entries.append((-1, "Noise", int((labels < 0).sum()), tuple(colors.NOISE_RGB.tolist())))
         self._fill_legend(entries)
