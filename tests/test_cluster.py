@@ -151,3 +151,40 @@ def test_bad_parameters_and_cancel(blobs):
     with pytest.raises(Cancelled):
         cluster(x, ClusterParams(method="kmeans", space="reduced"), cancelled=lambda: True)
     assert cluster(x[:2], ClusterParams()).labels.tolist() == [0, 0]
+
+
+def _wide_and_tight_blobs(seed: int = 0):
+    """A wide group beside a tight one: k-means' wall, halfway between the centres, cuts into the wide one."""
+    rng = np.random.default_rng(seed)
+    x = np.vstack([rng.normal(0, 1.0, (400, 2)), rng.normal((3.6, 0), 0.4, (80, 2))]).astype(np.float32)
+    return x, np.repeat([0, 1], [400, 80])
+
+
+def test_the_neighbour_vote_gives_rows_beyond_a_k_means_wall_back_to_their_group():
+    from sklearn.cluster import KMeans
+
+    from imgclust_desktop.core.cluster import neighbour_vote
+
+    x, y = _wide_and_tight_blobs()
+    walls = KMeans(2, n_init=4, random_state=0).fit_predict(x)
+    walls = walls if (walls == y).mean() > 0.5 else 1 - walls
+    voted = neighbour_vote(x, walls)
+    assert (walls != y).sum() >= 10  # the wall is wrong for the wide group's edge...
+    assert (voted != y).sum() <= (walls != y).sum() // 5  # ...and its rows' neighbours say so
+    # The tree's k-means levels are voted on: the default level of the same points has the vote's answer.
+    tree = cluster(x, ClusterParams(method="tree", space="reduced", k=2)).labels
+    assert adjusted_rand_score(y, tree) == pytest.approx(adjusted_rand_score(y, voted))
+
+
+def test_the_neighbour_vote_never_empties_a_group():
+    from imgclust_desktop.core.cluster import neighbour_vote
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1.0, (200, 3)).astype(np.float32)
+    labels = np.zeros(200, np.int64)
+    labels[np.argsort(np.linalg.norm(x, axis=1))[:3]] = 1  # three rows in the middle of the other group
+    assert np.array_equal(neighbour_vote(x, labels), labels)
+    # Exact copies (distance 0, so the row itself need not be listed first among its neighbours).
+    copies = np.vstack([np.zeros((6, 2)), np.ones((6, 2))]).astype(np.float32)
+    kept = np.repeat([0, 1], 6)
+    assert np.array_equal(neighbour_vote(copies, kept, k=5), kept)

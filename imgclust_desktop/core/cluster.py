@@ -32,6 +32,8 @@ SILHOUETTE_SAMPLE = 4000  # silhouette is O(n^2): score larger sets on a fixed-s
 SCIPY_LINKAGE_MAX = 20000  # above this a full sample linkage needs too much memory
 K_TOLERANCE = 0.05  # auto-k: scores within 5 % of the best count as equally good (see choose_k)
 PEAK_SHARE_SPAN = 0.6  # auto-k: an interior peak counts if it scores at least 40 % of the best (see choose_k)
+VOTE_NEIGHBOURS = 10  # the tree's k-means levels: each row's label is voted on by this many neighbours
+VOTE_ROUNDS = 5  # ... until no label changes, at most this many rounds (see neighbour_vote)
 
 
 @dataclass
@@ -336,6 +338,48 @@ def assign_noise(x: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
     return out
 
 
+def neighbour_vote(
+    x: np.ndarray, labels: np.ndarray, *, k: int = VOTE_NEIGHBOURS, rounds: int = VOTE_ROUNDS
+) -> np.ndarray:
+    """labels after a majority vote of every row's k nearest neighbours in x (the row itself counts once
+    and a tie keeps its label), repeated until nothing changes or for `rounds` rounds.
+
+    k-means cuts the clustering space with straight walls between centres; where two groups touch, a wall
+    runs through one of them and the rows beyond it sit among another group's rows. Their neighbours say
+    so. Measured on the clustering spaces of bench/quality.py's sets in three variants each (seed 0 and 1
+    with two BLAS threads, seed 0 with one): ACC +0.0005 to +0.0016 on digits and +0.0003 to +0.0012 on
+    Fashion-MNIST at the chosen level (k of 5-15 and one round were tried too: no better on both). It is
+    not applied to the tree's cuts: a group of 8 near-duplicates, as in many-groups, can lose its rows to
+    a vote of 10. An answer whose vote would empty a group is kept as it was, so the level's number of
+    groups never changes.
+    """
+    from .embed import nearest_neighbours
+
+    n = len(labels)
+    labels = np.asarray(labels, np.int64)
+    k = min(k, n - 1)
+    if k < 1 or n < 3:
+        return labels
+    found = nearest_neighbours(np.asarray(x, np.float32), k + 1).indices
+    # The row itself is listed first unless an exact copy of it came first: move it last, keep k others.
+    itself = found == np.arange(n)[:, None]
+    neighbours = np.take_along_axis(found, np.argsort(itself, axis=1, kind="stable"), axis=1)[:, :k]
+    groups = int(labels.max()) + 1
+    cells = np.arange(n)[:, None] * groups
+    voted = labels
+    for _ in range(rounds):
+        counts = np.bincount((cells + voted[neighbours]).ravel(), minlength=n * groups).reshape(n, groups)
+        counts = counts.astype(np.float32)
+        counts[np.arange(n), voted] += 1.5  # the row's own vote, plus the tie
+        new = counts.argmax(axis=1)
+        if np.array_equal(new, voted):
+            break
+        voted = new
+    if np.bincount(voted, minlength=groups).min() == 0:
+        return labels
+    return voted
+
+
 def _dbscan(x: np.ndarray, params: ClusterParams) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
@@ -608,7 +652,7 @@ def _tree_clustering(
 
     def fit_flat(k: int, init: np.ndarray) -> np.ndarray:
         if knn is None or knn.sample is None:
-            return _fit_k(x, "kmeans", k, params, None, init)
+            return neighbour_vote(x, _fit_k(x, "kmeans", k, params, None, init))
         # A big set: k-means on the sample the clustering space was fitted on, every row to its centre.
         return nearest_centre(x, x[knn.sample], _fit_k(x[knn.sample], "kmeans", k, params, None, init))
 
