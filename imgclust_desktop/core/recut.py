@@ -208,7 +208,7 @@ def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray
     plan) and after it (the medoids, the drawn linkage), and the re-cut before it asked about the former.
     """
     owners = _memo(tree).setdefault("owners", {})
-    key = tuple(sorted(node_to_cluster.items()))
+    key = _pairs_key(node_to_cluster)
     found = owners.get(key)
     if found is None:
         found = _node_owner(tree, node_to_cluster)
@@ -217,6 +217,16 @@ def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray
             del owners[next(iter(owners))]  # the oldest
         owners[key] = found
     return found
+
+
+def _pairs_key(node_to_cluster: dict[int, int]) -> bytes:
+    """A memo key of the (node, cluster) pairs whatever their order: the pairs sorted by node, as bytes
+    (sorting 2,916 Python tuples took 3.5 ms, a third of a re-cut's plan)."""
+    n = len(node_to_cluster)
+    nodes = np.fromiter(node_to_cluster.keys(), np.int64, count=n)
+    clusters = np.fromiter(node_to_cluster.values(), np.int64, count=n)
+    order = np.argsort(nodes, kind="stable")
+    return np.stack([nodes[order], clusters[order]]).tobytes()
 
 
 def _node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
@@ -285,7 +295,7 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
         if info.node is not None and cid in present
     }
     memo = _memo(tree)
-    key = sorted(node_to_cluster.items())
+    key = _pairs_key(node_to_cluster)
     last = memo.get("linkage")
     if last is not None and last[0] == key:
         return last[1], list(last[2])
