@@ -1,7 +1,7 @@
 """How long a re-cut of the cluster tree takes at 100k images: the core plan + apply, and the window's path.
 
     python bench/recut.py [--n 100000] [--groups 60] [--tree-cache FILE.npz] [--dim 16] [--names terms]
-                          [--repeat 3] [--stored-medoids]
+                          [--repeat 3] [--stored-medoids] [--levels K ...]
 
 Builds a synthetic session (random blobs, a real ClusterTree from core/tree.build_tree, --k N to skip
 scoring the levels; the tree is kept in --tree-cache so a rerun skips the build), then times, per target
@@ -162,6 +162,9 @@ def main() -> None:
         help="remember the stored levels' medoids first, as the pipeline does (the slider's levels), and "
         "also visit the stored level nearest 2,000",
     )
+    parser.add_argument(
+        "--levels", type=int, nargs="*", default=[], help="more levels to visit (for example every stored one)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imgclust_desktop.core.recut import apply_recut, plan_recut
@@ -176,6 +179,7 @@ def main() -> None:
 
         remember_level_medoids(tree, features)  # kept on the tree: every fresh session below shares it
         targets = sorted({*targets, min(tree.levels, key=lambda v: abs(v - 2000))})
+    targets = sorted({*targets, *(tree.clamp(v) for v in args.levels)})
     terms = synthetic_terms(tree) if args.names == "terms" else None
     print(f"{args.n:,} images, {tree.n_leaves:,} leaves, default {tree.default_k}, levels {tree.levels}")
     print(f"features {features.shape[1]} wide, names from {args.names}")
