@@ -388,7 +388,7 @@ class ClusterGridPanel(QWidget):
         rows, medoid = cluster_order(session, self.current_cluster, self.sort)
         self.images.provider = self._provider
         self.images.set_rows(session, rows, medoid)
-        name = "Noise" if self.current_cluster < 0 else _cluster_name(session, self.current_cluster)
+        name = session.name_of(self.current_cluster)
         self.title.setText(f"{name} — {len(rows):,} images")
         self.grid.scrollToTop()
         typical = rows if self.sort == "typicality" else cluster_order(session, self.current_cluster)[0]
@@ -466,13 +466,6 @@ def mean_of_thumbnails(images: list[QImage], size: int) -> np.ndarray:
         buffer = np.frombuffer(small.constBits(), dtype=np.uint8, count=small.sizeInBytes())
         total += buffer.reshape(size, small.bytesPerLine())[:, : size * 3].reshape(size, size, 3)
     return np.ascontiguousarray((total / max(len(images), 1)).round().astype(np.uint8))
-
-
-def _cluster_name(session: Any, cluster_id: int) -> str:
-    try:
-        return str(session.name_of(cluster_id))
-    except Exception:  # a session without names yet (preview)
-        return f"Cluster {cluster_id}"
 
 
 def _swatch(rgb: tuple) -> Any:

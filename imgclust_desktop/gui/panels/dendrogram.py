@@ -381,7 +381,7 @@ class LeavesItem(ViewSizedItem):
                 cid = self.cluster_ids[leaf]
                 index = self.medoids.get(cid)
                 image = self.provider.get(index) if self.provider is not None and index is not None else None
-                text = f"{_cluster_name(self.session, cid)} ({int(self.sizes[cid]):,})"
+                text = f"{self.session.name_of(int(cid))} ({int(self.sizes[cid]):,})"
                 draw_leaf(painter, QPointF(px[leaf], py + 3), image, text, spacing, self.band, rgb[leaf])
         self.last_drawn = len(shown)
         painter.restore()
@@ -410,7 +410,7 @@ class LeavesItem(ViewSizedItem):
             return
         slot = int(round(ev.pos().x()))  # leaves sit at x = 0, 1, 2, ... in display order
         leaf = np.flatnonzero(self.x == slot)
-        self.setToolTip(_cluster_name(self.session, self.cluster_ids[int(leaf[0])]) if len(leaf) else "")
+        self.setToolTip(self.session.name_of(int(self.cluster_ids[int(leaf[0])])) if len(leaf) else "")
 
 
 def _dot_strip() -> QPixmap:
@@ -492,10 +492,3 @@ def _centre_square(image: QImage) -> QRectF:
     w, h = image.width(), image.height()
     side = min(w, h)
     return QRectF((w - side) / 2, (h - side) / 2, side, side)
-
-
-def _cluster_name(session: Any, cluster_id: int) -> str:
-    try:
-        return str(session.name_of(cluster_id))
-    except Exception:  # a cluster id the session no longer names (after a merge)
-        return f"Cluster {cluster_id}"

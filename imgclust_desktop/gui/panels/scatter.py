@@ -459,7 +459,7 @@ class ScatterPanel(QWidget):
     def _show_hover(self, index: int, at: Any) -> None:
         session = self._session
         label = int(session.labels[index])
-        lines = [session.paths[index], f"Cluster: {_cluster_name(session, label)}"]
+        lines = [session.paths[index], f"Cluster: {session.name_of(label)}"]
         score = getattr(session, "outlier_score", None)
         if score is not None:
             lines.append(f"Outlier score: {float(score[index]):.2f}")
@@ -498,12 +498,3 @@ def _folder_codes(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     remap = np.empty(len(codes), dtype=np.int64)
     remap[[codes[name] for name in names]] = np.arange(len(names))
     return np.asarray(names, dtype=object), remap[inverse]
-
-
-def _cluster_name(session: Any, cluster_id: int) -> str:
-    if cluster_id < 0:
-        return "Noise"
-    try:
-        return str(session.name_of(cluster_id))
-    except Exception:  # a session without names yet (preview)
-        return f"Cluster {cluster_id}"
