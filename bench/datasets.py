@@ -1,7 +1,8 @@
 """Write the public benchmark sets as class folders: DATA/<set>/<class>/<file>.
 
 Usage: python bench/datasets.py DATA [digits] [fashion-mnist] [fashion-mnist-70k] [fashion-mnist-1m] [many-groups]
-       (no set named: digits, fashion-mnist and many-groups)
+                                     [digits-0-1] [digits-3-8] [fashion-trouser-bag] [fashion-shirt-coat]
+       (no set named: digits, fashion-mnist, many-groups and the four two-group folders)
 
   digits             1,797 8x8 handwritten digits bundled with scikit-learn, 10 classes
   fashion-mnist      the 10,000-image test split of Fashion-MNIST, 10 classes
@@ -10,6 +11,9 @@ Usage: python bench/datasets.py DATA [digits] [fashion-mnist] [fashion-mnist-70k
   fashion-mnist-1m   every one of those 70,000 in 15 variants (1,050,000 PNGs, about 4 GB on disk): the
                      original and 14 augmented copies (shift of up to 2 px, mirror, contrast 0.75-1.25,
                      noise), for the one-million-image run (bench/scaling.py --source fashion-mnist-1m)
+  digits-0-1, digits-3-8, fashion-trouser-bag, fashion-shirt-coat
+                     two-group folders: two classes of digits or of the Fashion-MNIST test split (360, 357,
+                     2,000 and 2,000 images), for the automatic level on a folder of 2 groups
   many-groups        100 groups of 8 views each (800 JPEGs), like the bursts of a photo library: every
                      group is one real photo seen through 8 random shots (crop of 75-100 % of the area,
                      flip, a tilt of up to 6 degrees, exposure and colour shift, size, JPEG quality). The
@@ -88,6 +92,23 @@ def fashion_mnist(data: Path, *, full: bool = False) -> None:
     _write_pngs(
         data / ("fashion-mnist-70k" if full else "fashion-mnist"), images, labels, list(FASHION_CLASSES)
     )
+
+
+def two_classes(data: Path, source: str, first: str, second: str) -> None:
+    """Two classes of digits or Fashion-MNIST (test split) in DATA/<source>-<first>-<second>."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = np.round(bunch.images * (255 / 16)).astype(np.uint8), bunch.target
+        names = [str(d) for d in range(10)]
+    else:
+        images, labels = _fashion_arrays(full=False)
+        names = list(FASHION_CLASSES)
+    keep = np.isin(labels, [names.index(first), names.index(second)])
+    _write_pngs(data / f"{source}-{first}-{second}", images[keep], labels[keep], names)
+    for name in set(names) - {first, second}:
+        (data / f"{source}-{first}-{second}" / name).rmdir()
 
 
 MILLION_VARIANTS = 15
@@ -260,7 +281,16 @@ SETS = {
     "fashion-mnist-70k": lambda data: fashion_mnist(data, full=True),
     "fashion-mnist-1m": fashion_mnist_million,
     "many-groups": many_groups,
+    "digits-0-1": lambda data: two_classes(data, "digits", "0", "1"),
+    "digits-3-8": lambda data: two_classes(data, "digits", "3", "8"),
+    "fashion-trouser-bag": lambda data: two_classes(data, "fashion", "trouser", "bag"),
+    "fashion-shirt-coat": lambda data: two_classes(data, "fashion", "shirt", "coat"),
 }
+
+
+QUALITY_SETS = (  # what bench/quality.py runs by default
+    "digits", "fashion-mnist", "many-groups", "digits-0-1", "digits-3-8", "fashion-trouser-bag", "fashion-shirt-coat",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path, metavar="DATA", help="parent folder; each set goes to DATA/<set>")
     parser.add_argument("sets", nargs="*", choices=[*SETS, []], metavar="SET", help=", ".join(SETS))
     args = parser.parse_args(argv)
-    for name in args.sets or ["digits", "fashion-mnist", "many-groups"]:
+    for name in args.sets or [*QUALITY_SETS]:
         SETS[name](args.data)
     return 0
 

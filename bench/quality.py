@@ -1,7 +1,7 @@
 """Clustering quality end to end from image files: ACC / NMI / ARI against the class folders.
 
-Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist many-groups] [--methods tree hdbscan]
-                               [--input-size N] [--layer NAME] [--out quality.md]
+Usage: python bench/quality.py DATA_ROOT [--datasets digits fashion-mnist many-groups digits-0-1 ...]
+                               [--methods tree hdbscan] [--input-size N] [--layer NAME] [--out quality.md]
 DATA_ROOT is written by bench/datasets.py DATA_ROOT (DATA_ROOT/<dataset>/<class>/<n>.png).
 Each row is one full pipeline run (scan, features with the default model, reduce, map, cluster, analyse)
 with automatic k and no cache, so the seconds are what a person waits for on this machine. "true" is the
@@ -19,6 +19,8 @@ from pathlib import Path
 from imgclust_desktop.core.cluster import ClusterParams
 from imgclust_desktop.core.evaluate import evaluate, truth_from_paths
 from imgclust_desktop.core.pipeline import PipelineRequest, run
+
+TWO_GROUPS = ("digits-0-1", "digits-3-8", "fashion-trouser-bag", "fashion-shirt-coat")  # bench/datasets.py
 
 HEADER = (
     "| dataset | method | ACC | NMI | ARI | clusters found | true | levels | noise | seconds |\n"
@@ -64,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("root", type=Path)
-    parser.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist", "many-groups"])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["digits", "fashion-mnist", "many-groups", *TWO_GROUPS],
+        help="folders under root (default: the three quality sets and the two-group folders of bench/datasets.py)",
+    )
     parser.add_argument("--methods", nargs="+", default=["tree"])
     parser.add_argument(
         "--input-size", type=int, default=None, help="network input side (default: pipeline rule)"

@@ -163,7 +163,11 @@ def main() -> None:
         "also visit the stored level nearest 2,000",
     )
     parser.add_argument(
-        "--levels", type=int, nargs="*", default=[], help="more levels to visit (for example every stored one)"
+        "--levels",
+        type=int,
+        nargs="*",
+        default=[],
+        help="more levels to visit (for example every stored one)",
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

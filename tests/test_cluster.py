@@ -92,6 +92,18 @@ def test_auto_k_prefers_an_interior_peak_to_the_top_split():
     assert choose_k(ks, [-v for v in curve], "davies_bouldin") == 10
 
 
+def test_auto_k_keeps_two_clear_groups_whole_but_finds_many_clear_ones():
+    # Digits 0 and 1 (measured): two clear groups (silhouette 0.62), a bump at k=5 where the styles of each
+    # show with weak structure. The two groups win; the same bump under a weak top split still would.
+    ks = list(range(2, 12))
+    two = [0.619, 0.495, 0.45, 0.461, 0.236, 0.249, 0.255, 0.256, 0.235, 0.194]
+    assert choose_k(ks, two, "silhouette") == 2
+    assert choose_k(ks, [v - 0.2 for v in two], "silhouette") == 5
+    # Many clear groups (bursts of near-duplicates): the fine level shows reasonable structure and wins.
+    many = [0.054, 0.052, 0.063, 0.062, 0.06, 0.069, 0.3, 0.845, 0.7, 0.6]
+    assert choose_k(ks, many, "silhouette") == 9
+
+
 def test_same_seed_identical_labels_in_umap_space(blobs):
     x, _ = blobs
     params = ClusterParams(method="kmeans", k=4, space="umap", seed=7)

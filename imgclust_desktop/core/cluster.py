@@ -32,6 +32,9 @@ SILHOUETTE_SAMPLE = 4000  # silhouette is O(n^2): score larger sets on a fixed-s
 SCIPY_LINKAGE_MAX = 20000  # above this a full sample linkage needs too much memory
 K_TOLERANCE = 0.05  # auto-k: scores within 5 % of the best count as equally good (see choose_k)
 PEAK_SHARE_SPAN = 0.6  # auto-k: an interior peak counts if it scores at least 40 % of the best (see choose_k)
+# auto-k by silhouette: above this a level shows reasonable structure (Kaufman & Rousseeuw's reading of the
+# silhouette: 0.51-0.70 reasonable, 0.26-0.50 weak); a finer peak must show it too to win (see choose_k)
+REASONABLE_SILHOUETTE = 0.5
 VOTE_NEIGHBOURS = 10  # the tree's k-means levels: each row's label is voted on by this many neighbours
 VOTE_ROUNDS = 5  # ... until no label changes, at most this many rounds (see neighbour_vote)
 
@@ -442,7 +445,9 @@ def choose_k(ks: list[int], scores: list[float], criterion: str, tolerance: floa
     k=10-13 where the classes are (k=2: ACC 0.20; k=13: 0.63). So the left end of the range only wins
     when the curve has no interior peak worth the name (at least PEAK_SHARE of the best score). Among the
     candidates, the largest k within `tolerance` of the best wins: too many clusters are cheap to fix
-    (merge in the GUI), too few are not (split by hand).
+    (merge in the GUI), too few are not (split by hand). When the best silhouette shows reasonable
+    structure (above REASONABLE_SILHOUETTE) only peaks that show it too are candidates, so a folder of
+    two clear groups is not split into the styles within them.
     """
     s = np.asarray(scores, dtype=float)
     if criterion == "elbow":
@@ -464,6 +469,10 @@ def choose_k(ks: list[int], scores: list[float], criterion: str, tolerance: floa
         if g[i] >= g[i - 1] and (i == len(g) - 1 or g[i] >= g[i + 1]) and np.isfinite(g[i])
     ]
     floor = best - PEAK_SHARE_SPAN * abs(best)
+    if criterion == "silhouette" and best > REASONABLE_SILHOUETTE:
+        # A folder of two clear groups, each with a few styles (digits 0 and 1: k=2 0.62, a bump at k=5
+        # 0.46) is two groups: a level with reasonable structure is not given up for weak structure.
+        floor = max(floor, REASONABLE_SILHOUETTE)
     candidates = [i for i in peaks if g[i] >= floor] or list(range(len(g)))
     top = max(g[i] for i in candidates)
     good = [i for i in candidates if g[i] >= top - tolerance * abs(top)]
