@@ -116,3 +116,29 @@ def test_opening_a_moved_session_offers_to_relocate_and_relocating_is_undoable(q
     assert np.array_equal(moved.coords, before.coords) and np.array_equal(moved.labels, before.labels)
     win.model.undo_stack.undo()
     assert win.model.session is before
+
+
+def test_a_session_whose_thumbnails_are_not_in_the_cache_shows_its_images(
+    qtbot, settings, tmp_path, monkeypatch
+):
+    """A session made with another --cache-dir (or --no-cache, or on another machine): the window decodes
+    the files themselves instead of leaving every tile grey."""
+    images, folder = make_session(tmp_path)
+    monkeypatch.setenv("IMGCLUST_CACHE_DIR", str(tmp_path / "empty-cache"))
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    win.open_session(str(folder))
+    wait_idle(qtbot, win)
+    provider = win.model.thumbnails
+    provider.get(0)  # scheduled, if the views have not asked for it yet
+    qtbot.waitUntil(lambda: provider.peek(0) is not None, timeout=10_000)
+    image = provider.peek(0)
+    from PIL import Image
+
+    with Image.open(win.model.session.paths[0]) as source:
+        pixel = source.convert("RGB").getpixel((source.width // 2, source.height // 2))
+    shown = image.pixelColor(image.width() // 2, image.height() // 2)
+    assert (
+        max(abs(a - b) for a, b in zip((shown.red(), shown.green(), shown.blue()), pixel, strict=True)) < 40
+    )

@@ -125,7 +125,9 @@ class Rescan(QObject):
         self.last = result
         changed = result.added or result.missing or result.reattached or result.changed
         if changed:
-            self.model.undo_stack.push(UpdateSession(self.model, result, make_thumbnails(keys)))
+            self.model.undo_stack.push(
+                UpdateSession(self.model, result, make_thumbnails(keys, result.session))
+            )
             self.window.inputs = list(result.session.inputs)
             self.window.skipped_panel.set_skipped(result.session.skipped)
             self.show_new()
@@ -193,7 +195,7 @@ class Rescan(QObject):
 
         found, moved, keys = outcome
         text = f"Relocate images to {found.new_prefix}"
-        self.model.undo_stack.push(_SwapSession(self.model, moved, make_thumbnails(keys), text))
+        self.model.undo_stack.push(_SwapSession(self.model, moved, make_thumbnails(keys, moved), text))
         self.window.inputs = list(moved.inputs)
         message = (
             f"Images found under {found.new_prefix}: {found.size_checked} sizes and {found.content_checked} "

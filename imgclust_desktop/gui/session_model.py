@@ -236,8 +236,9 @@ class SessionModel(QObject):
 def make_thumbnails(keys: list[str], session: Any = None) -> Any:
     """A ThumbnailProvider over the on-disk thumbnail cache for these keys (None if views are absent).
 
-    session: for a session of the person's own embeddings (nothing in the cache), files are decoded on
-    demand and rows flagged missing get a placeholder tile.
+    session: a row whose thumbnail is not in this cache has its file decoded on demand (a session made
+    with another --cache-dir or --no-cache, copied from another machine, your own embeddings, a cleared
+    cache: without it every tile stayed grey), and rows flagged missing get a placeholder tile.
     """
     try:
         from imgclust_desktop.core.cache import ThumbnailCache
@@ -245,10 +246,10 @@ def make_thumbnails(keys: list[str], session: Any = None) -> Any:
     except ModuleNotFoundError:
         return None
     extra: dict[str, Any] = {}
-    if session is not None and getattr(session, "missing", None) is not None:
-        extra["missing"] = session.missing
-        if session.params.get("features_source") == "external":
-            extra["paths"] = session.paths
+    if session is not None:
+        extra["paths"] = session.paths
+        if getattr(session, "missing", None) is not None:
+            extra["missing"] = session.missing
     keys = keys if isinstance(keys, Sequence) else list(keys)  # FileKeys: found on first use, not copied
     return ThumbnailProvider(keys, ThumbnailCache(), 128, **extra)
 
