@@ -98,11 +98,7 @@ def test_opening_a_moved_session_offers_to_relocate_and_relocating_is_undoable(q
     images, folder = make_session(tmp_path)
     target = tmp_path / "elsewhere"
     shutil.move(images, target)
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.show()
-    win.open_session(str(folder))
-    wait_idle(qtbot, win)
+    win = open_window(qtbot, settings, folder)
     box = win.rescan.relocate_box
     assert box is not None and box.isVisible() and "not where they were" in box.text()
     box.reject()
@@ -118,6 +114,16 @@ def test_opening_a_moved_session_offers_to_relocate_and_relocating_is_undoable(q
     assert win.model.session is before
 
 
+def open_window(qtbot, settings, folder) -> MainWindow:
+    """The real window with a saved session opened, as File > Open Session does."""
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    win.open_session(str(folder))
+    wait_idle(qtbot, win)
+    return win
+
+
 def test_a_session_whose_thumbnails_are_not_in_the_cache_shows_its_images(
     qtbot, settings, tmp_path, monkeypatch
 ):
@@ -125,11 +131,7 @@ def test_a_session_whose_thumbnails_are_not_in_the_cache_shows_its_images(
     the files themselves instead of leaving every tile grey."""
     images, folder = make_session(tmp_path)
     monkeypatch.setenv("IMGCLUST_CACHE_DIR", str(tmp_path / "empty-cache"))
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.show()
-    win.open_session(str(folder))
-    wait_idle(qtbot, win)
+    win = open_window(qtbot, settings, folder)
     provider = win.model.thumbnails
     provider.get(0)  # scheduled, if the views have not asked for it yet
     qtbot.waitUntil(lambda: provider.peek(0) is not None, timeout=10_000)
