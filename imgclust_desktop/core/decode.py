@@ -220,11 +220,11 @@ def _shrink(im, side: int):
     factor = longest // (2 * side)  # keep >= 2x the target for the quality resize
     if factor >= 2:
         im = im.reduce(factor)
-    return _fit_long_edge(im, side, Image.Resampling.BICUBIC)
+    return fit_long_edge(im, side, Image.Resampling.BICUBIC)
 
 
-def _fit_long_edge(im, side: int, resample=None):
-    """Resize so the long edge is exactly `side` (aspect kept, each edge >= 1 px)."""
+def fit_long_edge(im, side: int, resample=None):
+    """Resize so the long edge is exactly `side`, up or down (aspect kept, each edge >= 1 px)."""
     from PIL import Image
 
     width, height = im.size

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .decode import fit_long_edge
 from .palette import NOISE_HEX, PALETTE_HEX
 from .sources import Skipped
 
@@ -162,9 +163,7 @@ def montage(
             draw.rectangle((x0, y0, x0 + thumb - 1, y0 + thumb - 1), fill=(200, 200, 200))
             continue
         # fitted to the tile both ways: thumbnails of small sources (28 px) are stored at their own size
-        scale = thumb / max(image.width, image.height)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.BICUBIC) if size != image.size else image
+        image = fit_long_edge(image, thumb)
         sheet.paste(image, (x0 + (thumb - image.width) // 2, y0 + (thumb - image.height) // 2))
     if members:
         draw.rectangle((0, 0, cell - 1, cell - 1), outline=_rgb(cluster_hex(cluster_id)), width=2)
