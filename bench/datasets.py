@@ -65,12 +65,16 @@ def _write_pngs(dest: Path, images: np.ndarray, labels: np.ndarray, class_names:
     print(f"{dest}: {len(images)} images, {len(set(labels.tolist()))} classes")
 
 
-def digits(data: Path) -> None:
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as uint8 pixels (0-16 scaled to 0-255) and their labels."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    pixels = np.round(bunch.images * (255 / 16)).astype(np.uint8)
-    _write_pngs(data / "digits", pixels, bunch.target, [str(d) for d in range(10)])
+    return np.round(bunch.images * (255 / 16)).astype(np.uint8), bunch.target
+
+
+def digits(data: Path) -> None:
+    _write_pngs(data / "digits", *_digits_arrays(), [str(d) for d in range(10)])
 
 
 def _idx_file(name: str, header: int) -> np.ndarray:
@@ -97,10 +101,7 @@ def fashion_mnist(data: Path, *, full: bool = False) -> None:
 def two_classes(data: Path, source: str, first: str, second: str) -> None:
     """Two classes of digits or Fashion-MNIST (test split) in DATA/<source>-<first>-<second>."""
     if source == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        images, labels = np.round(bunch.images * (255 / 16)).astype(np.uint8), bunch.target
+        images, labels = _digits_arrays()
         names = [str(d) for d in range(10)]
     else:
         images, labels = _fashion_arrays(full=False)

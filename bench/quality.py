@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from datasets import QUALITY_SETS  # bench/datasets.py, beside this script: the sets it writes by default
+
 from imgclust_desktop.core.cluster import ClusterParams
 from imgclust_desktop.core.evaluate import evaluate, truth_from_paths
 from imgclust_desktop.core.pipeline import PipelineRequest, run
-
-TWO_GROUPS = ("digits-0-1", "digits-3-8", "fashion-trouser-bag", "fashion-shirt-coat")  # bench/datasets.py
 
 HEADER = (
     "| dataset | method | ACC | NMI | ARI | clusters found | true | levels | noise | seconds |\n"
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--datasets",
         nargs="+",
-        default=["digits", "fashion-mnist", "many-groups", *TWO_GROUPS],
+        default=list(QUALITY_SETS),
         help="folders under root (default: the three quality sets and the two-group folders of bench/datasets.py)",
     )
     parser.add_argument("--methods", nargs="+", default=["tree"])

@@ -196,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = sized_folder(source, n, args.data)
         work = args.work / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
-        kept = contextlib.nullcontext(str(args.cache)) if args.cache is not None else None
-        with kept or tempfile.TemporaryDirectory(prefix="imgclust-scaling-cache-") as cache:
+        if args.cache is not None:
+            cache_folder = contextlib.nullcontext(str(args.cache))  # kept afterwards
+        else:
+            cache_folder = tempfile.TemporaryDirectory(prefix="imgclust-scaling-cache-")
+        with cache_folder as cache:
             for label in ("uncached",) if args.once else ("uncached", "cached"):
                 print(f"{n} images, {label} ...", file=sys.stderr)
                 record = run_once(folder, Path(cache), work, f"n{n}-{label}", args.timeout)
