@@ -63,7 +63,7 @@ class SessionError(Exception):
     """A session folder that cannot be read; str(e) says what is wrong in words."""
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__ per cluster: a re-cut into 25,000 makes 50,000 of them
 class ClusterInfo:
     id: int
     name: str

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
+from imgclust_desktop.gui.worker import collector_paused
+
 
 class SessionEdit(QUndoCommand):
     """Base: runs `apply()` once, then undo/redo swap between the recorded states of the session."""
@@ -180,17 +182,19 @@ class RecutTree(SessionEdit):
         return s.level, s.linkage, list(s.linkage_cluster_ids), dict(s.node_curation)
 
     def redo(self) -> None:
-        if self._tree_state is None:
-            before = self._state()
-            super().redo()
-            self._tree_state = (before, self._state())
-        else:
-            self._set_state(self._tree_state[1])
-            super().redo()
+        with collector_paused():  # thousands of new cluster records, and the views' rows for them
+            if self._tree_state is None:
+                before = self._state()
+                super().redo()
+                self._tree_state = (before, self._state())
+            else:
+                self._set_state(self._tree_state[1])
+                super().redo()
 
     def undo(self) -> None:
-        self._set_state(self._tree_state[0])
-        super().undo()
+        with collector_paused():
+            self._set_state(self._tree_state[0])
+            super().undo()
 
     def _set_state(self, state: tuple) -> None:
         s = self.session

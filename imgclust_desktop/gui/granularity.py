@@ -14,6 +14,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QSlider, QSpinBox, QWidget
 
+from imgclust_desktop.gui.worker import collector_paused
+
 FINE_STEPS = 48  # slider stops spread geometrically from 1 group to the tree's micro-clusters
 
 
@@ -160,7 +162,8 @@ class Granularity(QObject):
         if session is None or session.tree is None or not self.model.can_edit():
             return False
         start = time.perf_counter()
-        plan = plan_recut(session, k)
+        with collector_paused():
+            plan = plan_recut(session, k)
         if plan.k == session.level and np.array_equal(plan.labels, session.labels):
             self.control.refresh()
             return False
