@@ -121,3 +121,29 @@ def test_the_dense_table_and_the_grouped_sums_name_clusters_alike(monkeypatch, e
     assert cluster_names(labels, terms, leaf_of, paths) == dense
     assert cluster_names(labels, None, None, paths) == dense_folders
     assert len(dense) == len(cluster_ids)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_folder_holding_half_a_clusters_images_names_it_the_first_met_on_a_tie(monkeypatch, dense):
+    """Folder names: the folder with most of a cluster's images when it holds at least half of them; two
+    folders with half each: the one whose image comes first. Counted in a clusters x folders table or, with
+    many clusters, from the sorted (cluster, folder) pairs: the same names."""
+    import imgclust_desktop.core.names as names_module
+
+    if not dense:
+        monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
+    paths = ["/p/cats/1.jpg", "/p/dogs/2.jpg", "/p/dogs/3.jpg", "/p/cats/4.jpg",  # 0: a tie, cats first
+             "/p/owls/5.jpg", "/p/cats/6.jpg", "/p/dogs/7.jpg",  # 1: no folder holds half
+             "/p/dogs/8.jpg", "/p/dogs/9.jpg", "/p/owls/10.jpg", "/p/x/11.jpg"]  # fmt: skip
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1])
+    assert cluster_names(labels, None, None, paths) == {0: "cats", 1: "Group 2", 2: "dogs"}
+
+    rng = np.random.default_rng(5)  # and on 3,000 clusters, against the table
+    labels = rng.integers(-1, 3000, size=20000)
+    folder = np.where(rng.random(20000) < 0.6, labels % 40, rng.integers(0, 40, size=20000))
+    paths = [f"/p/f{f}/{i}.jpg" for i, f in enumerate(folder.tolist())]
+    monkeypatch.setattr(names_module, "DENSE_WORDS", 1 << 30)
+    table = cluster_names(labels, None, None, paths)
+    monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
+    assert cluster_names(labels, None, None, paths) == table
+    assert sum(not name.startswith("Group") for name in table.values()) > 1000
