@@ -309,7 +309,7 @@ class ClusterGridPanel(QWidget):
         keep = self.current_cluster
         self._choosing = True
         try:
-            self.cluster_list.set_rows(self._entries(session))
+            self._list_clusters(session)
         finally:
             self._choosing = False
         if session is None:
@@ -325,27 +325,24 @@ class ClusterGridPanel(QWidget):
         if target is not None:
             self.show_cluster(target)
 
-    def _entries(self, session: Any) -> list[tuple[int, str, tuple, str]]:
-        """The list's rows, biggest cluster first, noise last: (id, text, colour, tooltip)."""
+    def _list_clusters(self, session: Any) -> None:
+        """The list's rows, biggest cluster first, noise last: "name  (size)", " — excluded" where it is."""
         if session is None:
-            return []
+            self.cluster_list.set_groups([], [], [], np.zeros((0, 3), np.uint8))
+            return
         labels = np.asarray(session.labels)
         ids, counts = label_counts(labels)
         biggest_first = np.lexsort((ids, -counts))
         ids, counts = ids[biggest_first], counts[biggest_first]
-        rgb = [tuple(c) for c in colors.labels_rgb(ids).reshape(-1, 3).tolist()]
-        info = getattr(session, "clusters", {})
-        ids_listed = ids.tolist()
-        entries = []
-        for cid, name, count, colour in zip(
-            ids_listed, session.names_of(ids_listed), counts.tolist(), rgb, strict=True
-        ):
-            excluded = " — excluded" if getattr(info.get(cid), "excluded", False) else ""
-            entries.append((cid, f"{name}  ({count:,}){excluded}", colour, None))
+        rgb = colors.labels_rgb(ids).reshape(-1, 3)
+        keys, sizes = ids.tolist(), counts.tolist()
+        names = session.names_of(keys)
+        excluded = {cid: " — excluded" for cid, info in session.clusters.items() if info.excluded}
         noise = int(np.sum(labels < 0))
         if noise:
-            entries.append((-1, f"Noise  ({noise:,})", tuple(colors.NOISE_RGB.tolist()), None))
-        return entries
+            keys, names, sizes = [*keys, -1], [*names, "Noise"], [*sizes, noise]
+            rgb = np.vstack([rgb, colors.NOISE_RGB.reshape(1, 3)])
+        self.cluster_list.set_groups(keys, names, sizes, rgb, notes=excluded)
 
     def show_cluster(self, cluster_id: int) -> None:
         """Show one cluster's images in the grid, medoid first."""

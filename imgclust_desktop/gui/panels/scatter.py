@@ -173,7 +173,7 @@ class ScatterPanel(QWidget):
         if coords is None or len(coords) != len(session.paths):
             self._session, self._coords_id = None, None
             self.item.set_points(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros((0, 3)))
-            self._fill_legend([])
+            self._fill_legend([], [], [], np.zeros((0, 3), np.uint8))
             self._update_status()
             return
         new_map = session is not self._session or id(coords) != self._coords_id
@@ -241,12 +241,7 @@ class ScatterPanel(QWidget):
             self.item.set_colors(self._folder_index, palette)
             self._group = self._folder_index
             counts = np.bincount(self._folder_index, minlength=len(self._folders))
-            entries = [
-                (k, name, int(count), tuple(rgb.tolist()))
-                for k, (name, count, rgb) in enumerate(
-                    zip(self._folders, counts.tolist(), palette, strict=True)
-                )
-            ]
+            keys, names, sizes, rgb = list(range(len(self._folders))), self._folders, counts.tolist(), palette
         else:
             if self.color_mode == "outlier":
                 score = getattr(session, "outlier_score", None)
@@ -262,21 +257,21 @@ class ScatterPanel(QWidget):
                 slot = np.where(labels >= 0, np.mod(labels, len(colors.PALETTE_RGB)) + 1, 0)
                 self.item.set_colors(slot, palette, draw_rank=labels >= 0)  # noise underneath
             self._group = labels
-            rgb = [tuple(c) for c in colors.labels_rgb(cluster_ids).reshape(-1, 3).tolist()]
-            listed = cluster_ids.tolist()
-            entries = list(zip(listed, session.names_of(listed), sizes.tolist(), rgb, strict=True))
-            if (labels < 0).any():
-                entries.append((-1, "Noise", int((labels < 0).sum()), tuple(colors.NOISE_RGB.tolist())))
-        self._fill_legend(entries)
+            rgb = colors.labels_rgb(cluster_ids).reshape(-1, 3)
+            keys, sizes = cluster_ids.tolist(), sizes.tolist()
+            names = session.names_of(keys)
+            noise = int((labels < 0).sum())
+            if noise:
+                keys, names, sizes = [*keys, -1], [*names, "Noise"], [*sizes, noise]
+                rgb = np.vstack([rgb, colors.NOISE_RGB.reshape(1, 3)])
+        self._fill_legend(keys, names, sizes, rgb)
         self._apply_visibility()
 
-    def _fill_legend(self, entries: list) -> None:
-        header = (ramp_icon(), "Outlier score 0 → 1") if self.color_mode == "outlier" and entries else None
-        rows = [
-            (key, f"{name}  ({count:,})", rgb, f"{name}: {count:,} images")
-            for key, name, count, rgb in entries
-        ]
-        self.legend_model.set_rows(rows, self._hidden[self._grouping()], header)
+    def _fill_legend(self, keys: list, names: list, sizes: list, rgb: np.ndarray) -> None:
+        header = (ramp_icon(), "Outlier score 0 → 1") if self.color_mode == "outlier" and keys else None
+        self.legend_model.set_groups(
+            keys, names, sizes, rgb, tooltips=True, hidden=self._hidden[self._grouping()], header=header
+        )
 
     def _legend_clicked(self, index: Any) -> None:
         key = index.data(KeyRole)
