@@ -103,3 +103,46 @@ def test_leaf_order_is_scipys_left_to_right_order():
     for method in ("ward", "single", "average"):
         z = linkage(points, method=method)
         np.testing.assert_array_equal(leaf_order(z), leaves_list(z))
+
+
+def test_leaf_order_of_a_chain_and_of_a_linkage_whose_counts_are_not_leaves():
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    from imgclust_desktop.gui.panels.dendrogram import leaf_order
+
+    chain = linkage(np.arange(2000.0)[:, None] ** 2, method="single")  # every merge adds one leaf
+    np.testing.assert_array_equal(leaf_order(chain), leaves_list(chain))
+    z = linkage(np.random.default_rng(4).normal(size=(200, 3)), method="ward")
+    images = z.copy()
+    images[:, 3] *= 7  # image counts, not leaves
+    np.testing.assert_array_equal(leaf_order(images), leaves_list(z))
+
+
+def test_beyond_three_thousand_leaves_the_low_branches_are_drawn_folded_into_wedges():
+    """Above _MAX_DRAWN_LEAVES clusters only the top merges are drawn one by one; each branch below them is
+    a wedge from its top to its first and last leaf. The picture spans the same leaves and heights."""
+    from scipy.cluster.hierarchy import linkage
+
+    from imgclust_desktop.gui.panels.dendrogram import (
+        branch_segments,
+        drawn_segments,
+        leaf_spans,
+        tree_layout,
+    )
+
+    z = linkage(np.random.default_rng(6).normal(size=(9000, 3)), method="ward")
+    x, y = tree_layout(z)
+    full_x, full_y = branch_segments(z, x, y)
+    assert drawn_segments(z, x, y, most=20000)[0].size == full_x.size  # few enough: every merge
+    xs, ys = drawn_segments(z, x, y, most=3000)
+    assert xs.size <= 6 * 2999 + 4 * 3000 < full_x.size  # at most 3,000 wedges under 2,999 merges
+    assert (xs.min(), xs.max(), ys.max()) == (full_x.min(), full_x.max(), full_y.max())
+    first = len(z) - 2999
+    start, size = leaf_spans(z)
+    children = z[first:, :2].astype(int).ravel()
+    folded = children[(children >= 9000) & (children < 9000 + first)]
+    assert folded.size > 0 and size[folded].sum() + np.sum(children < 9000) == 9000  # every leaf, once
+    wedges = np.column_stack([xs[6 * 2999 :].reshape(-1, 4), ys[6 * 2999 :].reshape(-1, 4)])
+    np.testing.assert_array_equal(wedges[:, 0], start[folded])  # from the first leaf ...
+    np.testing.assert_array_equal(wedges[:, 3], start[folded] + size[folded] - 1)  # ... to the last
+    np.testing.assert_array_equal(wedges[:, 5], y[folded])  # up to the branch's own height
