@@ -86,8 +86,9 @@ def test_the_drawn_tree_in_array_passes_equals_the_merge_by_merge_walk(session):
         nodes = {int(i.node): c for c, i in s.clusters.items() if i.node is not None and c in present}
         ids = sorted(nodes.values())
         above = np.flatnonzero(recut.node_owner(tree, nodes)[tree.n_leaves :] == -2)
+        arrays = np.array(list(nodes), np.int64), np.array(list(nodes.values()), np.int64)
         fast, walked = (
-            recut._whole_linkage(tree, nodes, ids, above),
+            recut._whole_linkage(tree, *arrays, np.array(ids), above),
             recut._linkage_rows(tree, nodes, ids, above),
         )
         assert len(walked) == len(ids) - 1  # one merge per cluster but the root's

@@ -22,7 +22,7 @@ import numpy as np
 
 from .labels import label_counts
 from .session import NOISE, ClusterInfo, Session, medoids_of
-from .tree import ClusterTree
+from .tree import ClusterTree, leaf_spans
 
 
 class RecutError(Exception):
@@ -57,7 +57,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     for cid, node in enumerate(new_nodes.tolist()):
         previous = node_to_old.get(node)
         if previous is None:
-            clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, node=node)
+            clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, False, node)
         else:  # the node was a cluster before: its name and exclusion carry over
             info = old[previous]
             clusters[cid] = ClusterInfo(cid, info.name, None, info.excluded, node, info.renamed)
@@ -93,9 +93,10 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             f"{count} image(s) you moved into {name!r} go back to their tree group: "
             f"{name!r} is not a group at {k} groups"
         )
-    carried = set(node_to_new)
     for info in old.values():
-        if info.node is None or info.node in carried or info.id not in present:
+        if not (info.renamed or info.excluded) or info.node is None:
+            continue
+        if info.node in node_to_new or info.id not in present:
             continue
         if info.renamed:
             warnings.append(
@@ -121,15 +122,23 @@ def _remember(
     memory = {int(k): dict(v) for k, v in session.node_curation.items()}
     if present is None:
         present = set(label_counts(session.labels)[0].tolist())
-    new_nodes = {c.node for c in clusters.values() if c.node is not None}
-    for info in session.clusters.values():
-        if info.node is None or info.id not in present:
+    # only clusters with a name or an exclusion of the person's, or whose node is remembered, have anything
+    # to remember or to forget: a plain re-cut into 25,000 groups has none and walks no cluster twice
+    curated = [
+        info
+        for info in session.clusters.values()
+        if info.node is not None and (info.renamed or info.excluded or info.node in memory)
+    ]
+    new_nodes = {c.node for c in clusters.values() if c.node is not None} if curated else set()
+    for info in curated:
+        if info.id not in present:
             continue
         memory.pop(info.node, None)  # a cluster's own state wins over anything remembered
         if info.node not in new_nodes and (info.renamed or info.excluded):
             memory[info.node] = {"name": info.name if info.renamed else None, "excluded": bool(info.excluded)}
-    for cid, c in list(clusters.items()):
-        saved = None if c.node is None else memory.pop(c.node, None)
+    returning = [(cid, c) for cid, c in clusters.items() if c.node in memory] if memory else []
+    for cid, c in returning:
+        saved = memory.pop(c.node, None)
         if saved is None:
             continue
         name = saved.get("name")
@@ -144,6 +153,7 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     """Make the plan the session's state: labels, clusters (with medoids), level, the cluster linkage the
     dendrogram draws; one edit logged (`op`, "recut" unless a drill-down says otherwise)."""
     previous_level = session.level
+    before = session.clusters
     session.labels = plan.labels.copy()
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
@@ -151,12 +161,19 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     medoids = cluster_medoids(session)
     leaf_of = session.tree.leaf_of if session.tree is not None else None
     names = auto_names(session, session.leaf_terms, leaf_of)
-    for cid, info in list(session.clusters.items()):  # one new ClusterInfo per cluster: thousands at 2,000
+    # A record the plan made is seen by no one else yet and takes its name and medoid in place; one the
+    # session held before (an expanded cluster's untouched siblings) may sit in the undo history: replaced.
+    # (25,000 new records made twice, plan and apply, were a tenth of a re-cut.)
+    held = {id(info) for info in before.values()}
+    for cid, info in session.clusters.items():
         name = info.name if info.renamed else names.get(cid, info.name)
         medoid = medoids.get(cid)
-        if name != info.name or medoid != info.medoid_index:
-            # dataclasses.replace (every field, in order) without its walk over them: a quarter of the time
+        if name == info.name and medoid == info.medoid_index:
+            continue
+        if id(info) in held:
             session.clusters[cid] = ClusterInfo(cid, name, medoid, info.excluded, info.node, info.renamed)
+        else:
+            info.name, info.medoid_index = name, medoid
     drawn = cluster_linkage(session)
     if drawn is not None:
         session.linkage, session.linkage_cluster_ids = drawn
@@ -191,27 +208,39 @@ def auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | Non
         parent = np.full(2 * m - 1, -1, np.int64)
         ends = tree.linkage[:, :2].astype(np.int64)
         parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
-        siblings = {
-            cid: int(parent[info.node]) if info.node is not None else -1
-            for cid, info in session.clusters.items()
-        }
+        ids, nodes = cluster_nodes(session.clusters)
+        present = label_counts(session.labels)[0]
+        siblings = np.full(max(int(ids.max(initial=-1)), int(present.max(initial=-1))) + 1, -1, np.int64)
+        siblings[ids] = np.where(nodes >= 0, parent[nodes], -1)
     return cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
+
+
+def cluster_nodes(clusters: dict[int, ClusterInfo]) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids, their tree nodes, -1 for none) as arrays, in the dict's order."""
+    n = len(clusters)
+    ids = np.fromiter(clusters.keys(), np.int64, count=n)
+    nodes = np.fromiter((-1 if c.node is None else c.node for c in clusters.values()), np.int64, count=n)
+    return ids, nodes
 
 
 # ---- drill-down: one cluster into its tree children, and back ----------------------------------------------
 
 
-def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+Pairs = dict[int, int] | tuple[np.ndarray, np.ndarray]  # tree node -> cluster: a dict, or (nodes, clusters)
+
+
+def node_owner(tree: ClusterTree, node_to_cluster: Pairs) -> np.ndarray:
     """For every tree node (leaves 0..m-1, then merges): the cluster whose node is it or above it, else -2.
 
     Read-only; the last few answers per tree are kept: a re-cut asks about the clusters before it (its
     plan) and after it (the medoids, the drawn linkage), and the re-cut before it asked about the former.
     """
+    nodes, clusters = _pair_arrays(node_to_cluster)
     owners = _memo(tree).setdefault("owners", {})
-    key = _pairs_key(node_to_cluster)
+    key = _pairs_key(nodes, clusters)
     found = owners.get(key)
     if found is None:
-        found = _node_owner(tree, node_to_cluster)
+        found = _node_owner(tree, nodes, clusters)
         found.flags.writeable = False
         if len(owners) >= 4:
             del owners[next(iter(owners))]  # the oldest
@@ -219,17 +248,22 @@ def node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray
     return found
 
 
-def _pairs_key(node_to_cluster: dict[int, int]) -> bytes:
-    """A memo key of the (node, cluster) pairs whatever their order: the pairs sorted by node, as bytes
-    (sorting 2,916 Python tuples took 3.5 ms, a third of a re-cut's plan)."""
+def _pair_arrays(node_to_cluster: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(node_to_cluster, tuple):
+        return node_to_cluster
     n = len(node_to_cluster)
     nodes = np.fromiter(node_to_cluster.keys(), np.int64, count=n)
-    clusters = np.fromiter(node_to_cluster.values(), np.int64, count=n)
+    return nodes, np.fromiter(node_to_cluster.values(), np.int64, count=n)
+
+
+def _pairs_key(nodes: np.ndarray, clusters: np.ndarray) -> bytes:
+    """A memo key of the (node, cluster) pairs whatever their order: the pairs sorted by node, as bytes
+    (sorting 2,916 Python tuples took 3.5 ms, a third of a re-cut's plan)."""
     order = np.argsort(nodes, kind="stable")
-    return np.stack([nodes[order], clusters[order]]).tobytes()
+    return np.stack([nodes[order], clusters[order]]).astype(np.int64).tobytes()
 
 
-def _node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray:
+def _node_owner(tree: ClusterTree, marked: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     m = tree.n_leaves
     if m == 0:
         return np.zeros(0, np.int64)
@@ -237,7 +271,6 @@ def _node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarra
     merges = tree.linkage[:, :2].astype(np.int64)
     parent[merges[:, 0]] = np.arange(m, 2 * m - 1)
     parent[merges[:, 1]] = np.arange(m, 2 * m - 1)
-    marked = np.fromiter(node_to_cluster, np.int64, count=len(node_to_cluster))
     parent[marked] = marked  # a cluster's node stops the climb: its subtree belongs to it
     while True:  # pointer jumping: each node ends on its nearest marked ancestor (or the root)
         nxt = parent[parent]
@@ -245,7 +278,7 @@ def _node_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarra
             break
         parent = nxt
     cluster_of = np.full(2 * m - 1, -2, np.int64)
-    cluster_of[marked] = np.fromiter(node_to_cluster.values(), np.int64, count=len(node_to_cluster))
+    cluster_of[marked] = clusters
     return cluster_of[parent]
 
 
@@ -288,47 +321,47 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
     tree = session.tree
     if tree is None:
         return None
-    present = set(label_counts(session.labels)[0].tolist())
-    node_to_cluster = {
-        int(info.node): cid
-        for cid, info in session.clusters.items()
-        if info.node is not None and cid in present
-    }
+    ids_all, nodes_all = cluster_nodes(session.clusters)
+    present = label_counts(session.labels)[0]
+    keep = (nodes_all >= 0) & np.isin(ids_all, present)
+    nodes, clusters = nodes_all[keep], ids_all[keep]
     memo = _memo(tree)
-    key = _pairs_key(node_to_cluster)
+    key = _pairs_key(nodes, clusters)
     last = memo.get("linkage")
     if last is not None and last[0] == key:
         return last[1], list(last[2])
-    ids = sorted(node_to_cluster.values())
-    above = np.flatnonzero(node_owner(tree, node_to_cluster)[tree.n_leaves :] == -2)
-    linkage = _whole_linkage(tree, node_to_cluster, ids, above)
+    ids = np.sort(clusters)
+    above = np.flatnonzero(node_owner(tree, (nodes, clusters))[tree.n_leaves :] == -2)
+    linkage = _whole_linkage(tree, nodes, clusters, ids, above)
     if linkage is None:
-        linkage = _linkage_rows(tree, node_to_cluster, ids, above)
-    memo["linkage"] = (key, linkage, ids)
-    return linkage, list(ids)
+        node_to_cluster = dict(zip(nodes.tolist(), clusters.tolist(), strict=True))
+        linkage = _linkage_rows(tree, node_to_cluster, ids.tolist(), above)
+    memo["linkage"] = (key, linkage, ids.tolist())
+    return linkage, ids.tolist()
 
 
 def _whole_linkage(
-    tree: ClusterTree, node_to_cluster: dict[int, int], ids: list[int], above: np.ndarray
+    tree: ClusterTree, nodes: np.ndarray, clusters: np.ndarray, ids: np.ndarray, above: np.ndarray
 ) -> np.ndarray | None:
     """cluster_linkage's rows in a few array passes when every merge above the clusters joins two branches
     that hold clusters (any uniform cut; a drill-down too), else None. Then every merge above is a row, in
-    tree order, numbered after the clusters; only the cluster counts need one pass in order."""
+    tree order, numbered after the clusters, and it holds the clusters whose first leaf lies in its span
+    of leaves (the clusters' nodes are disjoint branches)."""
     m, k = tree.n_leaves, len(ids)
     children = tree.linkage[above, :2].astype(np.int64)
-    cluster_nodes = np.fromiter(node_to_cluster, np.int64, count=len(node_to_cluster))
     number = np.full(2 * m - 1, -1, np.int64)
-    position = {cid: i for i, cid in enumerate(ids)}
-    number[cluster_nodes] = [position[cid] for cid in node_to_cluster.values()]
+    number[nodes] = np.searchsorted(ids, clusters)
     number[m + above] = k + np.arange(len(above))
     pairs = number[children]
     if (pairs < 0).any():  # a branch without clusters (merged by hand): the row-by-row walk
         return None
-    under = [1] * k + [0] * len(above)
-    for r, (a, b) in enumerate(pairs.tolist()):
-        under[k + r] = under[a] + under[b]
+    start, size = _memo(tree).get("spans") or _memo(tree).setdefault("spans", leaf_spans(tree.linkage))
+    firsts = np.sort(start[nodes])
+    under = np.searchsorted(firsts, start[m + above] + size[m + above]) - np.searchsorted(
+        firsts, start[m + above]
+    )
     return np.column_stack(
-        [pairs.astype(np.float64), tree.linkage[above, 2], np.asarray(under[k:], np.float64)]
+        [pairs.astype(np.float64), tree.linkage[above, 2], under.astype(np.float64)]
     ).reshape(-1, 4)
 
 
@@ -363,7 +396,7 @@ _MEMO: dict[int, tuple[weakref.ref, dict]] = {}  # id(tree) -> (the tree, what i
 
 def _memo(tree: ClusterTree) -> dict:
     """What is worked out once per tree and reused by later cuts (dropped with the tree): the last cluster
-    linkage, the last few node owners. (The node medoids are kept on the tree itself, tree.node_medoids,
+    linkage, the last few node owners, every node's span of leaves. (The node medoids are kept on the tree itself, tree.node_medoids,
     and saved in tree.npz.)"""
     key = id(tree)
     entry = _MEMO.get(key)
@@ -500,29 +533,32 @@ def cluster_medoids(session: Session) -> dict[int, int]:
         }
     labels = session.labels
     tree = session.tree
+    ids_all, nodes_all = cluster_nodes(session.clusters)
+    present = label_counts(labels)[0]
+    node_of = np.full(max(int(ids_all.max(initial=-1)), int(present.max(initial=-1))) + 1, -2, np.int64)
+    node_of[ids_all] = nodes_all  # -1: no tree node; -2: not in session.clusters
+    nodes = node_of[present]
     cache: dict[int, int] = {}
-    impure: set[int] = set()
     if tree is not None:
         cache = tree.node_medoids
-        node_to_cluster = {int(c.node): cid for cid, c in session.clusters.items() if c.node is not None}
-        expected = leaf_owner(tree, node_to_cluster)[tree.leaf_of]
+        treed = nodes_all >= 0
+        expected = leaf_owner(tree, (nodes_all[treed], ids_all[treed]))[tree.leaf_of]
         differs = labels != expected
-        impure = set(np.unique(labels[differs]).tolist()) | set(np.unique(expected[differs]).tolist())
+        impure = np.union1d(labels[differs], expected[differs])
+        nodes = np.where(np.isin(present, impure), -1, nodes)  # images moved in or out: computed anew
     medoids: dict[int, int] = {}
-    needed: list[int] = []
-    for cid in label_counts(labels)[0].tolist():
-        info = session.clusters.get(cid)
-        if info is None:
+    needed: list[tuple[int, int]] = []  # (cluster, its tree node or -1)
+    for cid, node in zip(present.tolist(), nodes.tolist(), strict=True):
+        if node == -2:
             continue
-        cached = cache.get(info.node) if info.node is not None and cid not in impure else None
+        cached = cache.get(node) if node >= 0 else None
         if cached is None:
-            needed.append(cid)
+            needed.append((cid, node))
         else:
             medoids[cid] = cached
-    computed = medoids_of(features, labels, needed)
-    for cid, medoid in computed.items():
-        info = session.clusters[cid]
-        if info.node is not None and cid not in impure:
-            cache[int(info.node)] = medoid
+    computed = medoids_of(features, labels, [cid for cid, _node in needed])
+    for cid, node in needed:
+        if node >= 0 and cid in computed:  # exactly its tree group: that group's medoid, for later cuts
+            cache[node] = computed[cid]
     medoids.update(computed)
     return medoids

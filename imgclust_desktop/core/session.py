@@ -145,7 +145,7 @@ class Session:
 
     def cluster_ids(self) -> list[int]:
         """Sorted ids of the clusters that have at least one image."""
-        return sorted(self.sizes())
+        return label_counts(self.labels)[0].tolist()
 
     def members(self, cluster_id: int) -> np.ndarray:
         """Row indices of one cluster, medoid first, then by distance to the medoid (most typical first)."""

@@ -288,6 +288,43 @@ def grouped_ward(parts: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarr
     return linkage
 
 
+def leaf_spans(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of its first leaf left to right, how many leaves) of every node: the leaves under a node
+    sit side by side, in the order of scipy's leaves_list (first child first).
+
+    A node's first leaf is the sum, over the path from it to the root, of the leaves of the first child
+    wherever the path goes through a second child: summed up the tree by pointer jumping (a few numpy
+    passes; walking the dendrogram of 25,000 clusters node by node took 20 ms of a re-cut)."""
+    linkage = np.asarray(linkage, dtype=np.float64)
+    n_leaves = len(linkage) + 1
+    if n_leaves == 1:
+        return np.zeros(1, np.int64), np.ones(1, np.int64)
+    children = linkage[:, :2].astype(np.int64)
+    size = np.r_[np.ones(n_leaves, np.int64), linkage[:, 3].astype(np.int64)]  # scipy's 4th column
+    if not np.array_equal(size[n_leaves:], size[children[:, 0]] + size[children[:, 1]]):
+        size = _leaf_counts(children, n_leaves)  # a linkage whose counts are not leaves
+    root = 2 * n_leaves - 2
+    parent = np.full(2 * n_leaves - 1, root, np.int64)
+    parent[children[:, 0]] = parent[children[:, 1]] = np.arange(n_leaves, 2 * n_leaves - 1)
+    start = np.zeros(2 * n_leaves - 1, np.int64)
+    start[children[:, 1]] = size[children[:, 0]]  # a second child starts after its sibling's leaves
+    while True:  # start[node] += start[every ancestor], doubling the jump each pass (the root's is 0)
+        start = start + start[parent]
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            break
+        parent = jumped
+    return start, size
+
+
+def _leaf_counts(children: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Leaves under every node (leaves first, then merges), merge by merge."""
+    size = [1] * (2 * n_leaves - 1)
+    for j, (a, b) in enumerate(children.tolist()):
+        size[n_leaves + j] = size[a] + size[b]
+    return np.asarray(size, np.int64)
+
+
 def nested_tree(x: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(leaf of each row, linkage) of a tree whose cut at k = labels.max() + 1 is exactly `labels`.
 
