@@ -113,27 +113,35 @@ def cluster_names(
     leaf_of: np.ndarray | None,
     paths: Sequence[str],
     *,
-    siblings: dict[int, int] | None = None,
+    siblings: dict[int, int] | np.ndarray | None = None,
 ) -> dict[int, str]:
     """A short name for every cluster id >= 0 in labels; names of clusters that share a parent differ.
 
-    siblings: cluster id -> parent group; clusters with the same parent (or all, if None) are kept distinct.
+    siblings: each cluster's parent group, as a dict (cluster id -> group) or an array indexed by cluster
+    id (-1: none); clusters with the same parent (or all, if None) are kept distinct.
     """
-    ids = label_counts(labels)[0].tolist()
-    ranked: dict[int, list[str]] = {}  # the cluster's words, most shared first
-    words: dict[int, int] = {}  # how many of them its name uses unless a sibling forces more
+    ids = label_counts(labels)[0]
+    ranked: list[list[str]] | None = None  # each cluster's words, most shared first (folders: its name)
     if terms is not None and leaf_of is not None:
         vocabulary = terms.vocabulary
-        for cid, (top, weight) in zip(ids, _cluster_terms(labels, ids, terms, leaf_of), strict=True):
-            ranked[cid] = [vocabulary[t] for t in top]
-            words[cid] = 2 if len(top) > 1 and weight[1] >= SECOND_TERM_SHARE * weight[0] else 1
+        tops = _cluster_terms(labels, ids.tolist(), terms, leaf_of)
+        ranked = [[vocabulary[t] for t in top] for top, _weight in tops]
+        # a second word joins the name when it has at least half the first one's weight
+        two = [len(top) > 1 and weight[1] >= SECOND_TERM_SHARE * weight[0] for top, weight in tops]
+        first = [" · ".join(words[:2] if t else words[:1]) for words, t in zip(ranked, two, strict=True)]
+        # the same name, the same code: words by their first place in the vocabulary (it repeats some)
+        word = {}
+        canon = np.array([word.setdefault(w, i) for i, w in enumerate(vocabulary)] + [len(vocabulary)])
+        top = np.array([[*t[:2], -1, -1][:2] if t else [-1, -1] for t, _weight in tops], np.int64).reshape(
+            -1, 2
+        )
+        second = np.where(np.asarray(two, bool), canon[top[:, 1]], len(vocabulary))
+        code = np.where(top[:, 0] >= 0, canon[top[:, 0]] * (len(vocabulary) + 1) + second, -1)
     else:
         folder_of, folder_names = _folder_index(paths)
-        for cid, folder in zip(ids, _cluster_folders(labels, ids, folder_of), strict=True):
-            name = folder_names[folder] if folder >= 0 else ""
-            ranked[cid] = [name] if name else []
-            words[cid] = 1
-    return _distinct(ids, ranked, words, siblings)
+        code = np.asarray(_cluster_folders(labels, ids.tolist(), folder_of), np.int64)
+        first = [folder_names[f] if f >= 0 else "" for f in code.tolist()]
+    return _distinct(ids, first, code, ranked, siblings)
 
 
 def _cluster_terms(
@@ -252,24 +260,39 @@ def _cluster_folders(labels: np.ndarray, ids: list[int], folder_of: np.ndarray) 
 
 
 def _distinct(
-    ids: list[int], ranked: dict[int, list[str]], words: dict[int, int], siblings: dict[int, int] | None
+    ids: np.ndarray,
+    first: list[str],
+    code: np.ndarray,
+    ranked: list[list[str]] | None,
+    siblings: dict[int, int] | np.ndarray | None,
 ) -> dict[int, str]:
-    """Names of one or two words; siblings that would share a name take another word, then a number.
+    """Names of one or two words (`first`, in the order of ids; `code`: the same number for the same name,
+    -1 for none); siblings that would share a name take another of their `ranked` words (None: the name is
+    the only word), then a number; a cluster without words is "Group N".
 
     Only sibling groups where two names clash are walked one by one (a re-cut into 25,000 groups has a
-    handful): the clashes are found by one count of (group, name) pairs."""
-    first = [" · ".join(ranked[cid][: words[cid]]) for cid in ids]
-    group = [-1] * len(ids) if siblings is None else [siblings.get(cid, -1) for cid in ids]
-    pairs = Counter(zip(group, first, strict=True))
-    clashing = {g for (g, name), count in pairs.items() if count > 1 and name}
-    names = dict(zip(ids, first, strict=True))
-    if clashing:
+    handful): the clashes are found in one sort of (group, name code) pairs."""
+    if siblings is None:
+        group = np.zeros(len(ids), np.int64)
+    elif isinstance(siblings, dict):
+        group = np.fromiter((siblings.get(cid, -1) for cid in ids.tolist()), np.int64, count=len(ids)) + 1
+    else:
+        group = np.asarray(siblings, np.int64)[ids] + 1
+    names = dict(zip(ids.tolist(), first, strict=True))
+    named = np.flatnonzero(code >= 0)
+    pair = group[named] * (int(code.max(initial=0)) + 1) + code[named]
+    values, counts = np.unique(pair, return_counts=True)
+    clashing = np.unique(group[named][np.isin(pair, values[counts > 1])])
+    if clashing.size:
+        members = np.flatnonzero(np.isin(group, clashing))
         groups: dict[int, list[int]] = {}
-        for cid, g in zip(ids, group, strict=True):
-            if g in clashing:
-                groups.setdefault(g, []).append(cid)
-        for members in groups.values():
-            _settle(members, names, ranked)
+        for i, g in zip(members.tolist(), group[members].tolist(), strict=True):
+            groups.setdefault(g, []).append(i)
+        for rows in groups.values():
+            words = {
+                int(ids[i]): ranked[i] if ranked is not None else [first[i]] if first[i] else [] for i in rows
+            }
+            _settle([int(ids[i]) for i in rows], names, words)
     return {cid: name or f"Group {cid + 1}" for cid, name in names.items()}
 
 
