@@ -94,28 +94,41 @@ def test_a_session_without_a_tree_says_so(qtbot):
     assert "Fewer than two clusters" in widget.message.text()
 
 
-def test_leaf_order_is_scipys_left_to_right_order():
-    from scipy.cluster.hierarchy import leaves_list, linkage
+def _scipy_layout(z: np.ndarray) -> np.ndarray:
+    from scipy.cluster.hierarchy import leaves_list
 
-    from imgclust_desktop.gui.panels.dendrogram import leaf_order
+    n = len(z) + 1
+    x = np.zeros(2 * n - 1)
+    x[leaves_list(z)] = np.arange(n)
+    for j, (a, b) in enumerate(z[:, :2].astype(int).tolist()):
+        x[n + j] = (x[a] + x[b]) / 2
+    return x
+
+
+def test_the_layout_puts_leaves_in_scipys_order_and_merges_midway():
+    from scipy.cluster.hierarchy import linkage
+
+    from imgclust_desktop.gui.panels.dendrogram import tree_layout
 
     points = np.random.default_rng(3).normal(size=(300, 4))
     for method in ("ward", "single", "average"):
         z = linkage(points, method=method)
-        np.testing.assert_array_equal(leaf_order(z), leaves_list(z))
+        x, y = tree_layout(z)
+        np.testing.assert_array_equal(x, _scipy_layout(z))
+        np.testing.assert_array_equal(y[300:], z[:, 2])
 
 
-def test_leaf_order_of_a_chain_and_of_a_linkage_whose_counts_are_not_leaves():
-    from scipy.cluster.hierarchy import leaves_list, linkage
+def test_the_layout_of_a_chain_and_of_a_linkage_whose_counts_are_not_leaves():
+    from scipy.cluster.hierarchy import linkage
 
-    from imgclust_desktop.gui.panels.dendrogram import leaf_order
+    from imgclust_desktop.gui.panels.dendrogram import tree_layout
 
-    chain = linkage(np.arange(2000.0)[:, None] ** 2, method="single")  # every merge adds one leaf
-    np.testing.assert_array_equal(leaf_order(chain), leaves_list(chain))
+    chain = linkage(np.arange(2000.0)[:, None] ** 2, method="single")  # 1,999 rounds deep: placed one by one
+    np.testing.assert_array_equal(tree_layout(chain)[0], _scipy_layout(chain))
     z = linkage(np.random.default_rng(4).normal(size=(200, 3)), method="ward")
     images = z.copy()
     images[:, 3] *= 7  # image counts, not leaves
-    np.testing.assert_array_equal(leaf_order(images), leaves_list(z))
+    np.testing.assert_array_equal(tree_layout(images)[0], _scipy_layout(z))
 
 
 def test_beyond_three_thousand_leaves_the_low_branches_are_drawn_folded_into_wedges():
@@ -123,12 +136,8 @@ def test_beyond_three_thousand_leaves_the_low_branches_are_drawn_folded_into_wed
     a wedge from its top to its first and last leaf. The picture spans the same leaves and heights."""
     from scipy.cluster.hierarchy import linkage
 
-    from imgclust_desktop.gui.panels.dendrogram import (
-        branch_segments,
-        drawn_segments,
-        leaf_spans,
-        tree_layout,
-    )
+    from imgclust_desktop.core.tree import leaf_spans
+    from imgclust_desktop.gui.panels.dendrogram import branch_segments, drawn_segments, tree_layout
 
     z = linkage(np.random.default_rng(6).normal(size=(9000, 3)), method="ward")
     x, y = tree_layout(z)

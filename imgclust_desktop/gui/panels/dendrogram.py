@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
+from imgclust_desktop.core.tree import leaf_spans
 from imgclust_desktop.gui import colors
 from imgclust_desktop.gui.panels.map_tools import selection_mode
 from imgclust_desktop.gui.panels.point_cloud import ViewSizedItem
@@ -29,63 +30,31 @@ _MAX_DRAWN_LEAVES = 3000  # more clusters than this: the branches below the top 
 
 
 def tree_layout(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of every node (leaves first, then merges in linkage order)."""
+    """x, y of every node (leaves first, then merges in linkage order): the leaves at 0, 1, 2, ... in
+    scipy's leaves_list order (without importing scipy.cluster: 1.2 s of opening a session), a merge midway
+    between its children at its height."""
     linkage = np.asarray(linkage, dtype=np.float64)
     n_leaves = len(linkage) + 1
-    x = np.zeros(2 * n_leaves - 1)
-    x[leaf_order(linkage)] = np.arange(n_leaves)
-    xs = x.tolist()
-    for j, (a, b) in enumerate(linkage[:, :2].astype(np.int64).tolist()):
-        xs[n_leaves + j] = (xs[a] + xs[b]) / 2
-    y = np.r_[np.zeros(n_leaves), linkage[:, 2]]
-    return np.asarray(xs), y
-
-
-def leaf_order(linkage: np.ndarray) -> np.ndarray:
-    """The leaves left to right, as scipy's leaves_list gives them (first child first), without importing
-    scipy.cluster: its import was 1.2 s of opening a session in the window."""
-    start, _size = leaf_spans(linkage)
-    n_leaves = len(linkage) + 1
-    order = np.empty(n_leaves, np.int64)
-    order[start[:n_leaves]] = np.arange(n_leaves)
-    return order
-
-
-def leaf_spans(linkage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position of its first leaf left to right, how many leaves) of every node: the leaves under a node
-    sit side by side in leaf_order.
-
-    A node's first leaf is the sum, over the path from it to the root, of the leaves of the first child
-    wherever the path goes through a second child: summed up the tree by pointer jumping (a few numpy
-    passes; walking 25,000 clusters' tree node by node took 20 ms of a re-cut)."""
-    linkage = np.asarray(linkage, dtype=np.float64)
-    n_leaves = len(linkage) + 1
-    if n_leaves == 1:
-        return np.zeros(1, np.int64), np.ones(1, np.int64)
+    x = np.full(2 * n_leaves - 1, np.nan)
+    x[:n_leaves] = leaf_spans(linkage)[0][:n_leaves]
+    # a merge sits midway between its children: all merges whose children are placed, a round at a time
+    # (as many rounds as the tree is deep; a chain's last merges are placed one by one after 64 rounds)
     children = linkage[:, :2].astype(np.int64)
-    size = np.r_[np.ones(n_leaves, np.int64), linkage[:, 3].astype(np.int64)]  # scipy's 4th column
-    if not np.array_equal(size[n_leaves:], size[children[:, 0]] + size[children[:, 1]]):
-        size = _leaf_counts(children, n_leaves)  # a linkage whose counts are not leaves
-    root = 2 * n_leaves - 2
-    parent = np.full(2 * n_leaves - 1, root, np.int64)
-    parent[children[:, 0]] = parent[children[:, 1]] = np.arange(n_leaves, 2 * n_leaves - 1)
-    start = np.zeros(2 * n_leaves - 1, np.int64)
-    start[children[:, 1]] = size[children[:, 0]]  # a second child starts after its sibling's leaves
-    while True:  # start[node] += start[every ancestor], doubling the jump each pass (the root's is 0)
-        start = start + start[parent]
-        jumped = parent[parent]
-        if np.array_equal(jumped, parent):
+    pending = np.arange(len(linkage))
+    for _ in range(64):
+        if pending.size == 0:
             break
-        parent = jumped
-    return start, size
-
-
-def _leaf_counts(children: np.ndarray, n_leaves: int) -> np.ndarray:
-    """Leaves under every node (leaves first, then merges), merge by merge."""
-    size = [1] * (2 * n_leaves - 1)
-    for j, (a, b) in enumerate(children.tolist()):
-        size[n_leaves + j] = size[a] + size[b]
-    return np.asarray(size, np.int64)
+        a, b = x[children[pending, 0]], x[children[pending, 1]]
+        ready = ~(np.isnan(a) | np.isnan(b))
+        x[n_leaves + pending[ready]] = (a[ready] + b[ready]) / 2
+        pending = pending[~ready]
+    if pending.size:
+        xs = x.tolist()
+        for j, (a, b) in zip(pending.tolist(), children[pending].tolist(), strict=True):
+            xs[n_leaves + j] = (xs[a] + xs[b]) / 2
+        x = np.asarray(xs)
+    y = np.r_[np.zeros(n_leaves), linkage[:, 2]]
+    return x, y
 
 
 def branch_segments(linkage: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -412,9 +381,10 @@ class LeavesItem(ViewSizedItem):
         self.session, self.cluster_ids, self.x = session, cluster_ids, x
         self.band, self.provider = band, provider
         clusters = getattr(session, "clusters", {}) if session is not None else {}
+        pictured = cluster_ids if len(cluster_ids) <= _MAX_LEAF_PICTURES else []  # else dots: no medoids
         self.medoids = {
             cid: int(clusters[cid].medoid_index)
-            for cid in cluster_ids
+            for cid in pictured
             if cid in clusters and clusters[cid].medoid_index is not None
         }
         labels = np.asarray(session.labels) if session is not None else np.zeros(0, dtype=np.int64)
