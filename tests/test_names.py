@@ -69,6 +69,15 @@ def test_siblings_that_share_their_words_get_a_distinguishing_word_then_a_number
     assert apart[0] == apart[2] == "cup · espresso"
 
 
+def words_of(terms: tuple[np.ndarray, np.ndarray]) -> list[tuple[list[int], list[float]]]:
+    """_cluster_terms' arrays as each cluster's (word ids, weights), the padding left out."""
+    top, weight = terms
+    return [
+        ([int(t) for t in row if t >= 0], [float(x) for t, x in zip(row, mass, strict=True) if t >= 0])
+        for row, mass in zip(top, weight, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("dense", [True, False])
 def test_a_leaf_split_between_clusters_gives_each_its_share_of_the_leafs_words(monkeypatch, dense):
     import imgclust_desktop.core.names as names_module
@@ -82,14 +91,15 @@ def test_a_leaf_split_between_clusters_gives_each_its_share_of_the_leafs_words(m
     leaf_of = np.array([0, 0, 0, 0, 1, 1])
     labels = np.array([0, 0, 0, 1, 1, 1])  # cluster 1 has a quarter of leaf 0 and all of leaf 1
     terms = LeafTerms(vocabulary, ids, weight)
-    assert _cluster_terms(labels, [0, 1], terms, leaf_of) == [
+    assert words_of(_cluster_terms(labels, [0, 1], terms, leaf_of)) == [
         ([0, 1], [3.0, 1.5]),
         ([2, 0, 1], [6.0, 2.0, 0.5]),
     ]
     names = cluster_names(labels, terms, leaf_of, ["a"] * 6)
     assert names == {0: "apple · banana", 1: "cherry"}  # banana has half of apple's weight; apple not
     tied = LeafTerms(vocabulary, np.array([[2, 1], [2, 1]], np.int32), np.ones((2, 2), np.float32))
-    assert _cluster_terms(labels, [0, 1], tied, leaf_of)[0] == ([1, 2], [0.75, 0.75])  # a tie: lower id first
+    tie = words_of(_cluster_terms(labels, [0, 1], tied, leaf_of))[0]
+    assert tie == ([1, 2], [0.75, 0.75])  # a tie: the lower id first
 
 
 @pytest.mark.parametrize("edited", [False, True])
@@ -113,11 +123,11 @@ def test_the_dense_table_and_the_grouped_sums_name_clusters_alike(monkeypatch, e
         labels[moved] = rng.integers(-1, labels.max() + 1, size=200)  # leaves split; some rows to noise
     paths = [f"/p/f{i % 5}/{i}.jpg" for i in range(len(labels))]
     cluster_ids = np.unique(labels[labels >= 0]).tolist()
-    dense_terms = _cluster_terms(labels, cluster_ids, terms, leaf_of)
+    dense_terms = words_of(_cluster_terms(labels, cluster_ids, terms, leaf_of))
     dense = cluster_names(labels, terms, leaf_of, paths)
     dense_folders = cluster_names(labels, None, None, paths)
     monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
-    assert _cluster_terms(labels, cluster_ids, terms, leaf_of) == dense_terms
+    assert words_of(_cluster_terms(labels, cluster_ids, terms, leaf_of)) == dense_terms
     assert cluster_names(labels, terms, leaf_of, paths) == dense
     assert cluster_names(labels, None, None, paths) == dense_folders
     assert len(dense) == len(cluster_ids)

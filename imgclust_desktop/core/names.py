@@ -121,66 +121,79 @@ def cluster_names(
     id (-1: none); clusters with the same parent (or all, if None) are kept distinct.
     """
     ids = label_counts(labels)[0]
-    ranked: list[list[str]] | None = None  # each cluster's words, most shared first (folders: its name)
     if terms is not None and leaf_of is not None:
         vocabulary = terms.vocabulary
-        tops = _cluster_terms(labels, ids.tolist(), terms, leaf_of)
-        ranked = [[vocabulary[t] for t in top] for top, _weight in tops]
+        top, weight = _cluster_terms(labels, ids.tolist(), terms, leaf_of)
         # a second word joins the name when it has at least half the first one's weight
-        two = [len(top) > 1 and weight[1] >= SECOND_TERM_SHARE * weight[0] for top, weight in tops]
-        first = [" · ".join(words[:2] if t else words[:1]) for words, t in zip(ranked, two, strict=True)]
-        # the same name, the same code: words by their first place in the vocabulary (it repeats some)
-        word = {}
-        canon = np.array([word.setdefault(w, i) for i, w in enumerate(vocabulary)] + [len(vocabulary)])
-        top = np.array([[*t[:2], -1, -1][:2] if t else [-1, -1] for t, _weight in tops], np.int64).reshape(
-            -1, 2
-        )
-        second = np.where(np.asarray(two, bool), canon[top[:, 1]], len(vocabulary))
-        code = np.where(top[:, 0] >= 0, canon[top[:, 0]] * (len(vocabulary) + 1) + second, -1)
-    else:
-        folder_of, folder_names = _folder_index(paths)
-        code = np.asarray(_cluster_folders(labels, ids.tolist(), folder_of), np.int64)
-        first = [folder_names[f] if f >= 0 else "" for f in code.tolist()]
-    return _distinct(ids, first, code, ranked, siblings)
+        two = (top[:, 1] >= 0) & (weight[:, 1] >= SECOND_TERM_SHARE * weight[:, 0])
+        # words by their first place in the vocabulary (it repeats some): the same word, the same number
+        first_place: dict[str, int] = {}
+        canon = np.array([first_place.setdefault(w, i) for i, w in enumerate(vocabulary)] + [-1])
+        return _distinct(ids, canon[top], two, vocabulary, siblings)
+    folder_of, folder_names = _folder_index(paths)
+    folder = np.asarray(_cluster_folders(labels, ids.tolist(), folder_of), np.int64)
+    return _distinct(ids, folder[:, None], np.zeros(len(ids), bool), folder_names, siblings)
 
 
 def _cluster_terms(
     labels: np.ndarray, ids: list[int], terms: LeafTerms, leaf_of: np.ndarray
-) -> list[tuple[list[int], list[float]]]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Each cluster's words (term ids, most weight first; equal weights: the lower id first) with their
-    weight: the leaves' words, a leaf split between clusters (after edits) counted by its share of images.
+    weight, as arrays [clusters, TOP_TERMS] (-1 and 0 past a cluster's last word): the leaves' words, a leaf
+    split between clusters (after edits) counted by its share of images.
 
-    Summed into one clusters x words table when that is small (up to a thousand clusters), else grouped by
-    (cluster, word) pairs: either way a few numpy passes, so a re-cut into thousands stays fast (and needs
-    no scipy: importing scipy.sparse takes longer than the rest of a command-line re-cut)."""
+    A cluster made of one leaf (or one share of one) has that leaf's words, reordered; the others are
+    summed into one clusters x words table when that is small (up to a thousand clusters), else grouped by
+    (cluster, word) pairs: a few numpy passes, so a re-cut into 25,000 groups stays fast (and needs no
+    scipy: importing scipy.sparse takes longer than the rest of a command-line re-cut)."""
     m, vocab = len(terms.ids), len(terms.vocabulary)
+    k = len(ids)
+    top = np.full((k, TOP_TERMS), -1, np.int64)
+    weight = np.zeros((k, TOP_TERMS), np.float64)
     keep = np.flatnonzero(labels >= 0)
     cluster, leaf, count = _leaf_parts(slots(np.asarray(ids), labels[keep]), leaf_of[keep], m)
     share = count * (1.0 / np.maximum(np.bincount(leaf_of, minlength=m), 1))[leaf]
+    alone = np.bincount(cluster, minlength=k)[cluster] == 1
+    if alone.any():  # a leaf that lists a word twice (not one leaf_terms made) has it summed below
+        listed = np.sort(terms.ids[leaf[alone]], axis=1)
+        alone[alone] = ~(listed[:, 1:] == listed[:, :-1]).any(axis=1)
+    if alone.any():  # one part: its words as the leaf keeps them, by weight then id, those with weight
+        words, mass = terms.ids[leaf[alone]].astype(np.int64), share[alone, None] * terms.weight[leaf[alone]]
+        # leaf_terms keeps a leaf's words by weight: only rows with a tie (or not in order) are sorted
+        ordered = ((mass[:, :-1] > mass[:, 1:]) | (mass[:, 1:] <= 0)).all(axis=1)
+        if not ordered.all():
+            rows = np.flatnonzero(~ordered)
+            order = np.lexsort((words[rows], -mass[rows]), axis=-1)
+            words[rows] = np.take_along_axis(words[rows], order, axis=1)
+            mass[rows] = np.take_along_axis(mass[rows], order, axis=1)
+        width = min(TOP_TERMS, words.shape[1])
+        top[cluster[alone], :width] = np.where(mass[:, :width] > 0, words[:, :width], -1)
+        weight[cluster[alone], :width] = np.where(mass[:, :width] > 0, mass[:, :width], 0.0)
+    if alone.all():
+        return top, weight
+    many = np.unique(cluster[~alone])  # clusters of several parts: their words summed
+    cluster, leaf, share = np.searchsorted(many, cluster[~alone]), leaf[~alone], share[~alone]
     words = (cluster[:, None] * vocab + terms.ids[leaf]).ravel()
     weights = (share[:, None] * terms.weight[leaf]).ravel()
-    if len(ids) * vocab <= DENSE_WORDS:
-        mass = np.bincount(words, weights=weights, minlength=len(ids) * vocab).reshape(len(ids), vocab)
-        top = np.argsort(-mass, axis=1, kind="stable")[:, :TOP_TERMS]
-        weight = np.take_along_axis(mass, top, axis=1)
-        return [
-            (
-                [w for w, x in zip(row_words, row_weights, strict=True) if x > 0],
-                [x for x in row_weights if x > 0],
-            )
-            for row_words, row_weights in zip(top.tolist(), weight.tolist(), strict=True)
-        ]
+    if len(many) * vocab <= DENSE_WORDS:
+        mass = np.bincount(words, weights=weights, minlength=len(many) * vocab).reshape(len(many), vocab)
+        best = np.argsort(-mass, axis=1, kind="stable")[:, :TOP_TERMS]
+        best_mass = np.take_along_axis(mass, best, axis=1)
+        top[many, : best.shape[1]] = np.where(best_mass > 0, best, -1)
+        weight[many, : best.shape[1]] = best_mass
+        return top, weight
     keys, where = np.unique(words, return_inverse=True)  # (cluster, word) pairs, by cluster then word id
     mass = np.bincount(where.ravel(), weights=weights)
     keys, mass = keys[mass > 0], mass[mass > 0]
-    key_cluster, key_word = (keys // vocab).astype(np.min_scalar_type(len(ids))), keys % vocab
+    key_cluster, key_word = (keys // vocab).astype(np.min_scalar_type(len(many))), keys % vocab
     order = np.argsort(-mass, kind="stable")  # equal weights keep the word order: the lower id first
     order = order[np.argsort(key_cluster[order], kind="stable")]  # per cluster (a radix sort), heaviest first
-    first = np.searchsorted(key_cluster[order], np.arange(len(ids) + 1))
-    top = order[np.arange(len(order)) - first[key_cluster[order]] < TOP_TERMS]
-    bounds = np.searchsorted(key_cluster[top], np.arange(len(ids) + 1)).tolist()
-    words, weights = key_word[top].tolist(), mass[top].tolist()
-    return [(words[a:b], weights[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    first = np.searchsorted(key_cluster[order], np.arange(len(many) + 1))
+    rank = np.arange(len(order)) - first[key_cluster[order]]
+    chosen = order[rank < TOP_TERMS]
+    top[many[key_cluster[chosen]], rank[rank < TOP_TERMS]] = key_word[chosen]
+    weight[many[key_cluster[chosen]], rank[rank < TOP_TERMS]] = mass[chosen]
+    return top, weight
 
 
 def _leaf_parts(slot: np.ndarray, leaf: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,39 +274,90 @@ def _cluster_folders(labels: np.ndarray, ids: list[int], folder_of: np.ndarray) 
 
 def _distinct(
     ids: np.ndarray,
-    first: list[str],
-    code: np.ndarray,
-    ranked: list[list[str]] | None,
+    ranked: np.ndarray,
+    two: np.ndarray,
+    words: Sequence[str],
     siblings: dict[int, int] | np.ndarray | None,
 ) -> dict[int, str]:
-    """Names of one or two words (`first`, in the order of ids; `code`: the same number for the same name,
-    -1 for none); siblings that would share a name take another of their `ranked` words (None: the name is
-    the only word), then a number; a cluster without words is "Group N".
+    """Each cluster's name: its first word, and its second where `two` says (ranked: word numbers into
+    `words`, most shared first, -1 past the last; the same word, the same number). Siblings that would
+    share a name take another of their words, then a number; a cluster without words is "Group N".
 
-    Only sibling groups where two names clash are walked one by one (a re-cut into 25,000 groups has a
-    handful): the clashes are found in one sort of (group, name code) pairs."""
+    Names are numbers until the end: a clash is found in one sort of (sibling group, name), two siblings
+    that clash (a tree's merges are binary) are settled together in array passes, larger groups one by one,
+    and each distinct name is written once (a re-cut into 25,000 groups: thousands of clashing pairs)."""
+    k, none = len(ids), len(words)
     if siblings is None:
-        group = np.zeros(len(ids), np.int64)
+        group = np.zeros(k, np.int64)
     elif isinstance(siblings, dict):
-        group = np.fromiter((siblings.get(cid, -1) for cid in ids.tolist()), np.int64, count=len(ids)) + 1
+        group = np.fromiter((siblings.get(cid, -1) for cid in ids.tolist()), np.int64, count=k) + 1
     else:
         group = np.asarray(siblings, np.int64)[ids] + 1
-    names = dict(zip(ids.tolist(), first, strict=True))
-    named = np.flatnonzero(code >= 0)
-    pair = group[named] * (int(code.max(initial=0)) + 1) + code[named]
+    ranked = np.c_[ranked, np.full((k, 2), -1, np.int64)]  # at least a second and a third place
+    head = ranked[:, 0]
+    tail = np.where(two, ranked[:, 1], none)  # the second word of the name, `none` for one word
+    suffix = np.zeros(k, np.int64)  # a number after the name (0: none)
+    named = np.flatnonzero(head >= 0)
+    if (int(group.max(initial=0)) + 1) * (none + 1) ** 2 < 1 << 62:
+        pair = (group[named] * (none + 1) + head[named]) * (none + 1) + tail[named]
+    else:  # too many groups and words for one integer: number the (group, head, tail) rows
+        pair = np.unique(np.c_[group[named], head[named], tail[named]], axis=0, return_inverse=True)[
+            1
+        ].ravel()
     values, counts = np.unique(pair, return_counts=True)
     clashing = np.unique(group[named][np.isin(pair, values[counts > 1])])
+    general: list[list[int]] = []
     if clashing.size:
         members = np.flatnonzero(np.isin(group, clashing))
-        groups: dict[int, list[int]] = {}
-        for i, g in zip(members.tolist(), group[members].tolist(), strict=True):
-            groups.setdefault(g, []).append(i)
-        for rows in groups.values():
-            words = {
-                int(ids[i]): ranked[i] if ranked is not None else [first[i]] if first[i] else [] for i in rows
-            }
-            _settle([int(ids[i]) for i in rows], names, words)
-    return {cid: name or f"Group {cid + 1}" for cid, name in names.items()}
+        order = members[np.argsort(group[members], kind="stable")]  # by group, then in the order of ids
+        starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        a, b = order[starts[sizes == 2]], order[starts[sizes == 2] + 1]
+        head, tail = _settle_pairs(a, b, ranked, head, tail, suffix)
+        general = [
+            order[s : s + n].tolist() for s, n in zip(starts[sizes > 2], sizes[sizes > 2], strict=True)
+        ]
+    code = np.where(head >= 0, (head * (none + 1) + tail) * 3 + suffix, -1)
+    codes, inverse = np.unique(code, return_inverse=True)
+    texts = [_name_text(c, words) for c in codes.tolist()]  # one string per distinct name
+    names = dict(zip(ids.tolist(), [texts[i] for i in inverse.ravel().tolist()], strict=True))
+    for rows in general:  # a larger group of siblings with a clash: by words, one by one
+        listed = [int(ids[i]) for i in rows]
+        ranks = {cid: [words[w] for w in ranked[i] if w >= 0] for cid, i in zip(listed, rows, strict=True)}
+        _settle(listed, names, ranks)
+    for cid in ids[head < 0].tolist():  # no words
+        names[cid] = f"Group {cid + 1}"
+    return names
+
+
+def _name_text(code: int, words: Sequence[str]) -> str:
+    """The name a _distinct code stands for."""
+    if code < 0:
+        return ""
+    rest, suffix = divmod(code, 3)
+    head, tail = divmod(rest, len(words) + 1)
+    text = words[head] if tail == len(words) else f"{words[head]} · {words[tail]}"
+    return f"{text} {suffix}" if suffix else text
+
+
+def _settle_pairs(
+    a: np.ndarray, b: np.ndarray, ranked: np.ndarray, head: np.ndarray, tail: np.ndarray, suffix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two siblings of one name each, first a then b: a takes as its second word its first word after
+    the first that b's first two lack; b then the same, against a's first two only if a kept the name; if
+    they still share a name they are numbered 1 and 2 (suffix is updated; the new head and tail returned)."""
+    head, tail = head.copy(), tail.copy()
+    ra, rb = ranked[a], ranked[b]
+    fresh_a = (ra[:, 1:] >= 0) & (ra[:, 1:] != rb[:, [0]]) & (ra[:, 1:] != rb[:, [1]])
+    has_a = fresh_a.any(axis=1)
+    tail[a[has_a]] = ra[has_a, 1:][np.arange(has_a.sum()), fresh_a[has_a].argmax(axis=1)]
+    taken = ~has_a[:, None] & ((rb[:, 1:] == ra[:, [0]]) | (rb[:, 1:] == ra[:, [1]]))
+    fresh_b = (rb[:, 1:] >= 0) & ~taken
+    has_b = fresh_b.any(axis=1)
+    tail[b[has_b]] = rb[has_b, 1:][np.arange(has_b.sum()), fresh_b[has_b].argmax(axis=1)]
+    same = (head[a] == head[b]) & (tail[a] == tail[b])
+    suffix[a[same]], suffix[b[same]] = 1, 2
+    return head, tail
 
 
 def _settle(members: list[int], names: dict[int, str], ranked: dict[int, list[str]]) -> None:
