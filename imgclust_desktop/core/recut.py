@@ -47,20 +47,22 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     k = tree.clamp(k)
     base = tree.cut(k)
     new_nodes = cut_nodes(tree, k)  # cluster id of the cut -> tree node
-    node_to_new = {int(node): cid for cid, node in enumerate(new_nodes.tolist())}
     old = session.clusters
-    node_to_old = {info.node: cid for cid, info in old.items() if info.node is not None}
-
-    clusters: dict[int, ClusterInfo] = {}
+    old_ids, old_nodes = cluster_nodes(old)
+    node_list = new_nodes.tolist()
+    clusters = {
+        cid: ClusterInfo(cid, f"Cluster {cid}", None, False, node) for cid, node in enumerate(node_list)
+    }
+    # a node that was a cluster before keeps its name and exclusion
+    treed = old_nodes >= 0
+    stays = np.flatnonzero(np.isin(new_nodes, old_nodes[treed]))
+    if stays.size:
+        node_to_old = dict(zip(old_nodes[treed].tolist(), old_ids[treed].tolist(), strict=True))
+        for cid in stays.tolist():
+            info = old[node_to_old[node_list[cid]]]
+            clusters[cid] = ClusterInfo(cid, info.name, None, info.excluded, node_list[cid], info.renamed)
     warnings: list[str] = []
     kept: list[str] = []
-    for cid, node in enumerate(new_nodes.tolist()):
-        previous = node_to_old.get(node)
-        if previous is None:
-            clusters[cid] = ClusterInfo(cid, f"Cluster {cid}", None, False, node)
-        else:  # the node was a cluster before: its name and exclusion carry over
-            info = old[previous]
-            clusters[cid] = ClusterInfo(cid, info.name, None, info.excluded, node, info.renamed)
     labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
     next_id = len(new_nodes)
@@ -73,8 +75,11 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         next_id += 1
     # Images moved by hand into a tree cluster: their label differs from the tree's at the old level.
     # (the tree group of a row is the cluster whose node holds its leaf: a uniform cut or a drilled one)
-    expected = leaf_owner(tree, node_to_old)[tree.leaf_of]
+    expected = leaf_owner(tree, (old_nodes[treed], old_ids[treed]))[tree.leaf_of]
     moved = np.flatnonzero((session.labels != expected) & ~np.isin(session.labels, list(handmade)))
+    curated = [info for info in old.values() if (info.renamed or info.excluded) and info.node is not None]
+    # tree node -> new cluster id, for moved images and curated groups only (25,000 entries otherwise)
+    node_to_new = {node: cid for cid, node in enumerate(node_list)} if moved.size or curated else {}
     lost_moves: dict[str, int] = {}
     for row in moved.tolist():
         target = int(session.labels[row])
@@ -93,9 +98,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             f"{count} image(s) you moved into {name!r} go back to their tree group: "
             f"{name!r} is not a group at {k} groups"
         )
-    for info in old.values():
-        if not (info.renamed or info.excluded) or info.node is None:
-            continue
+    for info in curated:
         if info.node in node_to_new or info.id not in present:
             continue
         if info.renamed:
@@ -158,9 +161,10 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     session.clusters = dict(plan.clusters)
     session.level = int(plan.k)
     session.node_curation = dict(plan.node_curation)
-    medoids = cluster_medoids(session)
+    nodes = cluster_nodes(session.clusters)  # read once: the three below ask for them (5 ms at 25,000)
+    medoids = cluster_medoids(session, nodes)
     leaf_of = session.tree.leaf_of if session.tree is not None else None
-    names = auto_names(session, session.leaf_terms, leaf_of)
+    names = auto_names(session, session.leaf_terms, leaf_of, nodes)
     # A record the plan made is seen by no one else yet and takes its name and medoid in place; one the
     # session held before (an expanded cluster's untouched siblings) may sit in the undo history: replaced.
     # (25,000 new records made twice, plan and apply, were a tenth of a re-cut.)
@@ -174,7 +178,7 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
             session.clusters[cid] = ClusterInfo(cid, name, medoid, info.excluded, info.node, info.renamed)
         else:
             info.name, info.medoid_index = name, medoid
-    drawn = cluster_linkage(session)
+    drawn = cluster_linkage(session, nodes)
     if drawn is not None:
         session.linkage, session.linkage_cluster_ids = drawn
     session.edits.append(
@@ -196,8 +200,14 @@ def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray
             session.clusters[cid] = dataclasses.replace(info, name=name)
 
 
-def auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> dict[int, str]:
-    """The automatic name of every cluster with images (nothing is changed)."""
+def auto_names(
+    session: Session,
+    terms: object | None,
+    leaf_of: np.ndarray | None,
+    nodes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[int, str]:
+    """The automatic name of every cluster with images (nothing is changed). nodes: cluster_nodes of the
+    session's clusters, when the caller has them."""
     from .names import cluster_names
 
     siblings = None
@@ -208,7 +218,7 @@ def auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | Non
         parent = np.full(2 * m - 1, -1, np.int64)
         ends = tree.linkage[:, :2].astype(np.int64)
         parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
-        ids, nodes = cluster_nodes(session.clusters)
+        ids, nodes = cluster_nodes(session.clusters) if nodes is None else nodes
         present = label_counts(session.labels)[0]
         siblings = np.full(max(int(ids.max(initial=-1)), int(present.max(initial=-1))) + 1, -1, np.int64)
         siblings[ids] = np.where(nodes >= 0, parent[nodes], -1)
@@ -310,7 +320,9 @@ def leaf_owner(tree: ClusterTree, node_to_cluster: dict[int, int]) -> np.ndarray
     return node_owner(tree, node_to_cluster)[: tree.n_leaves]
 
 
-def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
+def cluster_linkage(
+    session: Session, nodes: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, list[int]] | None:
     """The tree above the current clusters as a scipy linkage over them (their ids in leaf order).
 
     Those are the merges no cluster holds: after a uniform cut at k, the top k - 1 rows of the tree;
@@ -321,7 +333,7 @@ def cluster_linkage(session: Session) -> tuple[np.ndarray, list[int]] | None:
     tree = session.tree
     if tree is None:
         return None
-    ids_all, nodes_all = cluster_nodes(session.clusters)
+    ids_all, nodes_all = cluster_nodes(session.clusters) if nodes is None else nodes
     present = label_counts(session.labels)[0]
     keep = (nodes_all >= 0) & np.isin(ids_all, present)
     nodes, clusters = nodes_all[keep], ids_all[keep]
@@ -519,12 +531,12 @@ def refresh_medoids(session: Session) -> None:
             session.clusters[cid] = dataclasses.replace(info, medoid_index=medoids.get(cid))
 
 
-def cluster_medoids(session: Session) -> dict[int, int]:
+def cluster_medoids(session: Session, nodes: tuple[np.ndarray, np.ndarray] | None = None) -> dict[int, int]:
     """The medoid row of every cluster with images (nothing is changed; none without features).
 
     A cluster that is exactly its tree group (no image moved in or out by hand) reuses that group's medoid
     from an earlier cut (or from tree.npz); the others are computed together in one grouped pass over the
-    features.
+    features. nodes: cluster_nodes of the session's clusters, when the caller has them.
     """
     features = session.features
     if features.shape[0] != len(session.paths) or features.ndim != 2:
@@ -533,7 +545,7 @@ def cluster_medoids(session: Session) -> dict[int, int]:
         }
     labels = session.labels
     tree = session.tree
-    ids_all, nodes_all = cluster_nodes(session.clusters)
+    ids_all, nodes_all = cluster_nodes(session.clusters) if nodes is None else nodes
     present = label_counts(labels)[0]
     node_of = np.full(max(int(ids_all.max(initial=-1)), int(present.max(initial=-1))) + 1, -2, np.int64)
     node_of[ids_all] = nodes_all  # -1: no tree node; -2: not in session.clusters

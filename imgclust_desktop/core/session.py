@@ -131,12 +131,15 @@ class Session:
 
     def names_of(self, cluster_ids: Iterable[int]) -> list[str]:
         """Display names of many clusters in one pass (a legend of 2,000 groups), as name_of gives them."""
-        clusters = self.clusters
-        names = []
-        for cid in cluster_ids:
-            info = clusters.get(cid)
-            names.append("Noise" if cid == NOISE else info.name if info is not None else f"Cluster {cid}")
-        return names
+        get = self.clusters.get
+        return [
+            info.name if (info := get(cid)) is not None and cid != NOISE else self._unnamed(cid)
+            for cid in cluster_ids
+        ]
+
+    @staticmethod
+    def _unnamed(cluster_id: int) -> str:
+        return "Noise" if cluster_id == NOISE else f"Cluster {cluster_id}"
 
     def sizes(self) -> dict[int, int]:
         """Images per cluster id, for non-empty clusters only (noise not included)."""
