@@ -155,3 +155,34 @@ def test_beyond_three_thousand_leaves_the_low_branches_are_drawn_folded_into_wed
     np.testing.assert_array_equal(wedges[:, 0], start[folded])  # from the first leaf ...
     np.testing.assert_array_equal(wedges[:, 3], start[folded] + size[folded] - 1)  # ... to the last
     np.testing.assert_array_equal(wedges[:, 5], y[folded])  # up to the branch's own height
+
+
+def test_leaves_closer_than_a_pixel_paint_the_same_dots_from_one_per_column(qtbot):
+    """25,000 leaves across a panel: one disc per pixel column (the one painted last) covers the pixels a
+    disc per leaf covers."""
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from imgclust_desktop.gui.panels.dendrogram import LeavesItem
+
+    rng = np.random.default_rng(8)
+    xs = np.sort(rng.uniform(3, 997, size=25000))
+    ids = rng.integers(0, 5000, size=25000)
+
+    def picture(draw) -> np.ndarray:
+        image = QImage(1000, 12, QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        draw(painter)
+        painter.end()
+        return np.frombuffer(image.constBits(), np.uint8).reshape(12, 1000, 4).copy()
+
+    item = LeavesItem()
+    thinned = picture(lambda p: item._paint_dots(p, xs, 3.0, ids))
+    one_by_one = picture(
+        lambda p: [item._paint_dots(p, xs[i : i + 1], 3.0, ids[i : i + 1]) for i in range(len(xs))]
+    )
+    covered = np.any(one_by_one[..., :3] != 255, axis=2)
+    assert covered.mean() > 0.3  # dots were drawn
+    assert np.mean(np.any(thinned[..., :3] != 255, axis=2) == covered) > 0.99  # the same band
+    picture(lambda p: item._paint_dots(p, xs, 3.0, ids))
+    assert item.last_dots <= 995  # a disc per pixel column (25 times fewer), not a grey smear of 25,000
