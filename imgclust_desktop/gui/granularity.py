@@ -162,15 +162,15 @@ class Granularity(QObject):
         if session is None or session.tree is None or not self.model.can_edit():
             return False
         start = time.perf_counter()
-        with collector_paused():
+        with collector_paused():  # one pause for the plan and its apply (views included): one collection
             plan = plan_recut(session, k)
-        if plan.k == session.level and np.array_equal(plan.labels, session.labels):
-            self.control.refresh()
-            return False
-        if not self.confirm(plan, f"Show {plan.k} groups?"):
-            self.control.refresh()
-            return False
-        self.model.apply_plan(plan, f"Show {plan.k} groups")
+            if plan.k == session.level and np.array_equal(plan.labels, session.labels):
+                self.control.refresh()
+                return False
+            if not self.confirm(plan, f"Show {plan.k} groups?"):
+                self.control.refresh()
+                return False
+            self.model.apply_plan(plan, f"Show {plan.k} groups")
         self.last_ms = (time.perf_counter() - start) * 1000
         self._say(f"{len(session.cluster_ids())} groups (re-cut in {self.last_ms:.0f} ms)")
         return True
