@@ -33,7 +33,7 @@ class RecutError(Exception):
 class RecutPlan:
     k: int  # the level (number of tree groups)
     labels: np.ndarray  # int [n]: the new labels, curation applied
-    clusters: dict[int, ClusterInfo]
+    clusters: dict[int, ClusterInfo]  # a new tree group has no name yet ("") until apply_recut names it
     warnings: list[str] = field(default_factory=list)  # curation that cannot apply at this level
     kept: list[str] = field(default_factory=list)  # curation carried over, in words
     node_curation: dict[int, dict] = field(default_factory=dict)  # Session.node_curation after the plan
@@ -50,9 +50,8 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     old = session.clusters
     old_ids, old_nodes = cluster_nodes(old)
     node_list = new_nodes.tolist()
-    clusters = {
-        cid: ClusterInfo(cid, f"Cluster {cid}", None, False, node) for cid, node in enumerate(node_list)
-    }
+    # no name yet: apply_recut names every cluster (formatting 25,000 "Cluster N" first took 6 ms)
+    clusters = {cid: ClusterInfo(cid, "", None, False, node) for cid, node in enumerate(node_list)}
     # a node that was a cluster before keeps its name and exclusion
     treed = old_nodes >= 0
     stays = np.flatnonzero(np.isin(new_nodes, old_nodes[treed]))
@@ -148,7 +147,8 @@ def _remember(
         clusters[cid] = dataclasses.replace(
             c, name=name or c.name, renamed=bool(name), excluded=bool(saved.get("excluded"))
         )
-        kept.append(f"{name or clusters[cid].name!r} is back as you left it (a whole group again)")
+        shown = name or clusters[cid].name or f"Cluster {cid}"
+        kept.append(f"{shown!r} is back as you left it (a whole group again)")
     return memory
 
 
