@@ -259,3 +259,13 @@ def test_a_long_stage_message_wraps_and_keeps_the_right_docks_inside_the_window(
         dock = window.docks[name]
         assert dock.geometry().right() <= window.width()
     assert window.docks["progress"].width() == window.docks["settings"].width()
+
+
+def test_the_model_note_says_small_images_get_a_middle_layers_fewer_features(window):
+    """The default model's 1280-d head is not what digits-sized images get (core/pipeline.choose_input)."""
+    from imgclust_desktop.core.pipeline import SMALL_SOURCE_EDGE
+
+    panel = window.settings_panel
+    note = panel.model_note.text()
+    assert note.startswith(f"{panel.selected_model().dim}-d features")
+    assert f"images of {SMALL_SOURCE_EDGE} px or less" in note and "middle layer" in note

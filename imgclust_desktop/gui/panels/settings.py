@@ -220,7 +220,12 @@ class SettingsPanel(QWidget):
         self.eps.setEnabled(method in ("dbscan", "optics"))
         info = self.selected_model()
         if info is not None:
-            note = f"{info.dim}-d features · licence: {info.licence}"
+            small = ""
+            if info.family == "efficientnet":  # the pipeline's small-image pass (core/pipeline.choose_input)
+                from imgclust_desktop.core.pipeline import SMALL_SOURCE_EDGE
+
+                small = f" (images of {SMALL_SOURCE_EDGE} px or less: fewer, from a middle layer)"
+            note = f"{info.dim}-d features{small} · licence: {info.licence}"
             if info.needs_download and not self.weights.text().strip():
                 note += " · weights will be downloaded once"
             self.model_note.setText(note)
