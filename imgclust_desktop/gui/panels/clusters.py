@@ -336,13 +336,12 @@ class ClusterGridPanel(QWidget):
         ids, counts = ids[biggest_first], counts[biggest_first]
         rgb = colors.labels_rgb(ids).reshape(-1, 3)
         keys, sizes = ids.tolist(), counts.tolist()
-        names = session.names_of(keys)
         excluded = {cid: " — excluded" for cid, info in session.clusters.items() if info.excluded}
         noise = int(np.sum(labels < 0))
         if noise:
-            keys, names, sizes = [*keys, -1], [*names, "Noise"], [*sizes, noise]
+            keys, sizes = [*keys, -1], [*sizes, noise]
             rgb = np.vstack([rgb, colors.NOISE_RGB.reshape(1, 3)])
-        self.cluster_list.set_groups(keys, names, sizes, rgb, notes=excluded)
+        self.cluster_list.set_groups(keys, session.name_of, sizes, rgb, notes=excluded)
 
     def show_cluster(self, cluster_id: int) -> None:
         """Show one cluster's images in the grid, medoid first."""

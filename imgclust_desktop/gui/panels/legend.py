@@ -30,7 +30,7 @@ class SwatchListModel(QStringListModel):
         self._icons: dict[tuple, QIcon] = {}  # rgb -> icon: a few dozen palette colours, drawn once each
         self._keys: list = []
         self._key_array = np.zeros(0, np.int64)
-        self._names: list[str] = []
+        self._names: Sequence[str] | Callable[[Any], str] = []
         self._counts: list[int] = []
         self._rgb = np.zeros((0, 3), np.uint8)
         self._notes: dict = {}
@@ -43,7 +43,7 @@ class SwatchListModel(QStringListModel):
     def set_groups(
         self,
         keys: Sequence[int],
-        names: Sequence[str],
+        names: Sequence[str] | Callable[[Any], str],
         counts: Sequence[int],
         rgb: np.ndarray,
         *,
@@ -54,14 +54,16 @@ class SwatchListModel(QStringListModel):
     ) -> None:
         """Replace every row: one per key, with its name, image count and colour (uint8 [rows, 3]).
 
-        notes: key -> words after the count (" — excluded"); tooltips: "name: N images" as the tooltip,
+        names: one per key, or a function of the key asked for the rows Qt paints (a session's name_of:
+        25,000 names looked up before took 3 ms a list). notes: key -> words after the count
+        (" — excluded"); tooltips: "name: N images" as the tooltip,
         else the row's text; header: (icon, text) of an unselectable first row. Nothing per row is made
         here: a re-cut into 25,000 groups built every row's text and colour before (20 ms a list), and Qt
         asks for a screenful.
         """
         self._keys = list(keys)
         self._key_array = np.asarray(self._keys, np.int64)
-        self._names, self._counts = list(names), list(counts)
+        self._names, self._counts = names if callable(names) else list(names), list(counts)
         self._rgb = np.asarray(rgb, np.uint8).reshape(-1, 3)
         self._notes = dict(notes or {})
         self._tooltips = tooltips
@@ -88,10 +90,15 @@ class SwatchListModel(QStringListModel):
         hit = np.flatnonzero(self._key_array == key)
         return int(hit[0]) + (self._header is not None) if hit.size else None
 
+    def name(self, position: int) -> str:
+        """The name of group row `position` (header not counted)."""
+        names = self._names
+        return names(self._keys[position]) if callable(names) else names[position]
+
     def text(self, position: int) -> str:
         """The text of group row `position` (header not counted)."""
         key = self._keys[position]
-        return f"{self._names[position]}  ({self._counts[position]:,}){self._notes.get(key, '')}"
+        return f"{self.name(position)}  ({self._counts[position]:,}){self._notes.get(key, '')}"
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if self._header is not None and index.row() == 0:
@@ -125,7 +132,7 @@ class SwatchListModel(QStringListModel):
             return icon
         if role == Qt.ItemDataRole.ToolTipRole:  # the whole text where a narrow list elides it
             if self._tooltips:
-                return f"{self._names[position]}: {self._counts[position]:,} images"
+                return f"{self.name(position)}: {self._counts[position]:,} images"
             return self.text(position)
         if role == Qt.ItemDataRole.FontRole:
             return self._struck if key in self.hidden else None

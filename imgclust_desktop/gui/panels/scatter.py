@@ -258,16 +258,15 @@ class ScatterPanel(QWidget):
                 self.item.set_colors(slot, palette, draw_rank=labels >= 0)  # noise underneath
             self._group = labels
             rgb = colors.labels_rgb(cluster_ids).reshape(-1, 3)
-            keys, sizes = cluster_ids.tolist(), sizes.tolist()
-            names = session.names_of(keys)
+            keys, sizes, names = cluster_ids.tolist(), sizes.tolist(), session.name_of
             noise = int((labels < 0).sum())
             if noise:
-                keys, names, sizes = [*keys, -1], [*names, "Noise"], [*sizes, noise]
+                keys, sizes = [*keys, -1], [*sizes, noise]
                 rgb = np.vstack([rgb, colors.NOISE_RGB.reshape(1, 3)])
         self._fill_legend(keys, names, sizes, rgb)
         self._apply_visibility()
 
-    def _fill_legend(self, keys: list, names: list, sizes: list, rgb: np.ndarray) -> None:
+    def _fill_legend(self, keys: list, names: Any, sizes: list, rgb: np.ndarray) -> None:
         header = (ramp_icon(), "Outlier score 0 → 1") if self.color_mode == "outlier" and keys else None
         self.legend_model.set_groups(
             keys, names, sizes, rgb, tooltips=True, hidden=self._hidden[self._grouping()], header=header
