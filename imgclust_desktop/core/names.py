@@ -313,7 +313,7 @@ def _distinct(
         starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
         sizes = np.diff(np.r_[starts, len(order)])
         a, b = order[starts[sizes == 2]], order[starts[sizes == 2] + 1]
-        head, tail = _settle_pairs(a, b, ranked, head, tail, suffix)
+        _settle_pairs(a, b, ranked, tail, suffix)
         general = [
             order[s : s + n].tolist() for s, n in zip(starts[sizes > 2], sizes[sizes > 2], strict=True)
         ]
@@ -341,12 +341,12 @@ def _name_text(code: int, words: Sequence[str]) -> str:
 
 
 def _settle_pairs(
-    a: np.ndarray, b: np.ndarray, ranked: np.ndarray, head: np.ndarray, tail: np.ndarray, suffix: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    a: np.ndarray, b: np.ndarray, ranked: np.ndarray, tail: np.ndarray, suffix: np.ndarray
+) -> None:
     """Two siblings of one name each, first a then b: a takes as its second word its first word after
     the first that b's first two lack; b then the same, against a's first two only if a kept the name; if
-    they still share a name they are numbered 1 and 2 (suffix is updated; the new head and tail returned)."""
-    head, tail = head.copy(), tail.copy()
+    they still share a name they are numbered 1 and 2. Their first word stays; tail (the second word) and
+    suffix are updated."""
     ra, rb = ranked[a], ranked[b]
     fresh_a = (ra[:, 1:] >= 0) & (ra[:, 1:] != rb[:, [0]]) & (ra[:, 1:] != rb[:, [1]])
     has_a = fresh_a.any(axis=1)
@@ -355,9 +355,8 @@ def _settle_pairs(
     fresh_b = (rb[:, 1:] >= 0) & ~taken
     has_b = fresh_b.any(axis=1)
     tail[b[has_b]] = rb[has_b, 1:][np.arange(has_b.sum()), fresh_b[has_b].argmax(axis=1)]
-    same = (head[a] == head[b]) & (tail[a] == tail[b])
+    same = tail[a] == tail[b]  # the first words are the same: the pair shared its whole name
     suffix[a[same]], suffix[b[same]] = 1, 2
-    return head, tail
 
 
 def _settle(members: list[int], names: dict[int, str], ranked: dict[int, list[str]]) -> None:

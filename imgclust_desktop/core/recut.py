@@ -219,9 +219,7 @@ def auto_names(
         ends = tree.linkage[:, :2].astype(np.int64)
         parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
         ids, nodes = cluster_nodes(session.clusters) if nodes is None else nodes
-        present = label_counts(session.labels)[0]
-        siblings = np.full(max(int(ids.max(initial=-1)), int(present.max(initial=-1))) + 1, -1, np.int64)
-        siblings[ids] = np.where(nodes >= 0, parent[nodes], -1)
+        siblings = _by_cluster_id(ids, np.where(nodes >= 0, parent[nodes], -1), session.labels, -1)
     return cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
 
 
@@ -231,6 +229,15 @@ def cluster_nodes(clusters: dict[int, ClusterInfo]) -> tuple[np.ndarray, np.ndar
     ids = np.fromiter(clusters.keys(), np.int64, count=n)
     nodes = np.fromiter((-1 if c.node is None else c.node for c in clusters.values()), np.int64, count=n)
     return ids, nodes
+
+
+def _by_cluster_id(ids: np.ndarray, values: np.ndarray, labels: np.ndarray, missing: int) -> np.ndarray:
+    """values[i] at position ids[i] of a table that every cluster id in ids or labels can index, `missing`
+    where an id has no value."""
+    size = max(int(ids.max(initial=-1)), int(labels.max(initial=-1))) + 1
+    table = np.full(size, missing, np.int64)
+    table[ids] = values
+    return table
 
 
 # ---- drill-down: one cluster into its tree children, and back ----------------------------------------------
@@ -367,7 +374,10 @@ def _whole_linkage(
     pairs = number[children]
     if (pairs < 0).any():  # a branch without clusters (merged by hand): the row-by-row walk
         return None
-    start, size = _memo(tree).get("spans") or _memo(tree).setdefault("spans", leaf_spans(tree.linkage))
+    memo = _memo(tree)
+    if "spans" not in memo:
+        memo["spans"] = leaf_spans(tree.linkage)
+    start, size = memo["spans"]
     firsts = np.sort(start[nodes])
     under = np.searchsorted(firsts, start[m + above] + size[m + above]) - np.searchsorted(
         firsts, start[m + above]
@@ -408,8 +418,8 @@ _MEMO: dict[int, tuple[weakref.ref, dict]] = {}  # id(tree) -> (the tree, what i
 
 def _memo(tree: ClusterTree) -> dict:
     """What is worked out once per tree and reused by later cuts (dropped with the tree): the last cluster
-    linkage, the last few node owners, every node's span of leaves. (The node medoids are kept on the tree itself, tree.node_medoids,
-    and saved in tree.npz.)"""
+    linkage, the last few node owners, every node's span of leaves. (The node medoids are kept on the tree
+    itself, tree.node_medoids, and saved in tree.npz.)"""
     key = id(tree)
     entry = _MEMO.get(key)
     if entry is None or entry[0]() is not tree:
@@ -547,9 +557,7 @@ def cluster_medoids(session: Session, nodes: tuple[np.ndarray, np.ndarray] | Non
     tree = session.tree
     ids_all, nodes_all = cluster_nodes(session.clusters) if nodes is None else nodes
     present = label_counts(labels)[0]
-    node_of = np.full(max(int(ids_all.max(initial=-1)), int(present.max(initial=-1))) + 1, -2, np.int64)
-    node_of[ids_all] = nodes_all  # -1: no tree node; -2: not in session.clusters
-    nodes = node_of[present]
+    nodes = _by_cluster_id(ids_all, nodes_all, labels, -2)[present]  # -1: no tree node; -2: no record
     cache: dict[int, int] = {}
     if tree is not None:
         cache = tree.node_medoids

@@ -432,8 +432,8 @@ class LeavesItem(ViewSizedItem):
             self._dot_atlas = _dot_strip()
         if len(xs) > 1 and np.min(np.abs(np.diff(xs))) < 1:
             column = np.floor(xs).astype(np.int64)[::-1]
-            last = len(xs) - 1 - np.unique(column, return_index=True)[1]
-            xs, cluster_ids = xs[np.sort(last)], cluster_ids[np.sort(last)]
+            last = np.sort(len(xs) - 1 - np.unique(column, return_index=True)[1])
+            xs, cluster_ids = xs[last], cluster_ids[last]
         self.last_dots = len(xs)
         self._fragments.resize(len(xs))
         frag = self._fragments.ndarray()

@@ -55,11 +55,10 @@ class SwatchListModel(QStringListModel):
         """Replace every row: one per key, with its name, image count and colour (uint8 [rows, 3]).
 
         names: one per key, or a function of the key asked for the rows Qt paints (a session's name_of:
-        25,000 names looked up before took 3 ms a list). notes: key -> words after the count
-        (" — excluded"); tooltips: "name: N images" as the tooltip,
-        else the row's text; header: (icon, text) of an unselectable first row. Nothing per row is made
-        here: a re-cut into 25,000 groups built every row's text and colour before (20 ms a list), and Qt
-        asks for a screenful.
+        looking up 25,000 names took 3 ms a list). notes: key -> words after the count (" — excluded");
+        tooltips: "name: N images" as the tooltip, else the row's text; header: (icon, text) of an
+        unselectable first row. Nothing per row is made here: a re-cut into 25,000 groups built every
+        row's text and colour before (20 ms a list), and Qt asks for a screenful.
         """
         self._keys = list(keys)
         self._key_array = np.asarray(self._keys, np.int64)
