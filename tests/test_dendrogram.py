@@ -186,3 +186,7 @@ def test_leaves_closer_than_a_pixel_paint_the_same_dots_from_one_per_column(qtbo
     assert np.mean(np.any(thinned[..., :3] != 255, axis=2) == covered) > 0.99  # the same band
     picture(lambda p: item._paint_dots(p, xs, 3.0, ids))
     assert item.last_dots <= 995  # a disc per pixel column (25 times fewer), not a grey smear of 25,000
+    shuffled = rng.permutation(len(xs))  # leaves not left to right: thinned by sorting columns instead
+    mixed = picture(lambda p: item._paint_dots(p, xs[shuffled], 3.0, ids[shuffled]))
+    assert item.last_dots <= 995
+    assert np.mean(np.any(mixed[..., :3] != 255, axis=2) == covered) > 0.99

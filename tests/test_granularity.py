@@ -214,3 +214,37 @@ def test_the_toolbar_undo_button_keeps_its_label_and_tells_what_it_undoes(window
     assert session.level == default and redo.isEnabled() and not undo.isEnabled()
     redo.trigger()
     assert session.level == coarse
+
+
+def test_while_idle_the_window_works_out_the_stored_levels_so_the_slider_only_reads_them(
+    qtbot, settings, monkeypatch
+):
+    from imgclust_desktop.core import names
+
+    def open_window(ahead: bool) -> MainWindow:
+        win = MainWindow(settings)
+        qtbot.addWidget(win)
+        win.granularity.prepare_ahead = ahead
+        win.model.set_session(make_tree_session(themes=4, kinds=4, per_kind=15))
+        return win
+
+    named: list[int] = []
+    real = names.cluster_names
+    monkeypatch.setattr(names, "cluster_names", lambda *a, **kw: named.append(1) or real(*a, **kw))
+    win = open_window(ahead=True)
+    qtbot.waitUntil(lambda: not win.granularity._ahead_timer.isActive(), timeout=5000)
+    session = win.model.session
+    assert len(named) == len(session.tree.levels)  # each stored level once, in idle turns of the loop
+    shown = {}
+    for k in session.tree.levels:
+        before = len(named)
+        assert win.granularity.recut(k) or k == session.level
+        assert len(named) == before  # the names were ready
+        shown[k] = legend_names(win)
+    cold = open_window(ahead=False)
+    qtbot.wait(50)
+    named.clear()
+    for k in cold.model.session.tree.levels:
+        cold.granularity.recut(k)
+        assert legend_names(cold) == shown[k]  # the same names, worked out when asked
+    assert len(named) == len(session.tree.levels) - 1  # the level it opened at was named on opening

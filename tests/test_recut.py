@@ -123,7 +123,7 @@ def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_fe
     )
     for k in again.tree.levels:
         apply_recut(again, plan_recut(again, k))
-        assert asked[-1] == [], f"level {k} computed medoids from the features"
+        assert not any(asked), f"level {k} computed medoids from the features"
         fresh = session_io.medoids_of(again.features, again.labels, again.cluster_ids())
         assert {c: again.clusters[c].medoid_index for c in again.cluster_ids()} == fresh
     arrays = tmp_path / "s" / "tree.npz"
@@ -136,3 +136,82 @@ def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_fe
     session_io.save(again, tmp_path / "s", report=False, write_features=False, write_tree=False)
     assert arrays.stat().st_ino != written
     assert session_io.load(tmp_path / "s").tree.node_medoids == again.tree.node_medoids
+
+
+def names_in_full(session: Session, terms) -> dict[int, str]:
+    """Every cluster's automatic name worked out from scratch: names.cluster_names over the labels, with
+    siblings the clusters whose tree nodes share a parent (what a re-cut's names must equal)."""
+    from imgclust_desktop.core.names import cluster_names
+
+    tree = session.tree
+    m = tree.n_leaves
+    parent = np.full(2 * m - 1, -1)
+    for row, (a, b) in enumerate(tree.linkage[:, :2].astype(int)):
+        parent[a] = parent[b] = m + row
+    siblings = {
+        cid: int(parent[info.node]) for cid, info in session.clusters.items() if info.node is not None
+    }
+    return cluster_names(session.labels, terms, tree.leaf_of, session.paths, siblings=siblings)
+
+
+def words_for(tree, seed: int = 0):
+    """Words for every leaf of the tree, as names.leaf_terms gives them from class probabilities."""
+    from imgclust_desktop.core.names import leaf_terms
+
+    rng = np.random.default_rng(seed)
+    vocabulary = [f"word{i}" for i in range(40)]
+    probs = rng.dirichlet(np.full(len(vocabulary), 0.2), size=len(tree.leaf_of)).astype(np.float32)
+    return leaf_terms(vocabulary, probs, tree.leaf_of, tree.n_leaves)
+
+
+@pytest.mark.parametrize("with_words", [False, True])
+def test_levels_prepared_ahead_give_the_names_and_medoids_worked_out_in_full(
+    tmp_path, monkeypatch, with_words
+):
+    from imgclust_desktop.core import names
+    from imgclust_desktop.core.recut import prepare_levels
+
+    session = curated_session(tmp_path)
+    if with_words:
+        session.leaf_terms = words_for(session.tree)
+    levels = session.tree.levels
+    assert list(prepare_levels(session))[0] == 5  # the current level first, then its neighbours
+    counted: list[int] = []
+    real = names.cluster_names
+    monkeypatch.setattr(names, "cluster_names", lambda *a, **kw: counted.append(1) or real(*a, **kw))
+    for k in [*levels, *levels[::-1]]:
+        plan = plan_recut(session, k)
+        assert plan.named  # nothing made or moved by hand: every record is made with its name and medoid
+        apply_recut(session, plan)
+        monkeypatch.setattr(names, "cluster_names", real)
+        assert {c: session.name_of(c) for c in session.cluster_ids()} == names_in_full(
+            session, session.leaf_terms
+        )
+        monkeypatch.setattr(names, "cluster_names", lambda *a, **kw: counted.append(1) or real(*a, **kw))
+        fresh = session_io.medoids_of(session.features, session.labels, session.cluster_ids())
+        assert {c: session.clusters[c].medoid_index for c in session.cluster_ids()} == fresh
+    assert counted == []  # every stored level's names were worked out ahead, once
+
+
+def test_a_level_not_prepared_is_named_when_asked_and_names_follow_new_paths(tmp_path):
+    session = curated_session(tmp_path)
+    k = next(v for v in range(3, session.tree.n_leaves) if v not in session.tree.levels)
+    apply_recut(session, plan_recut(session, k))
+    assert {c: session.name_of(c) for c in session.cluster_ids()} == names_in_full(session, None)
+    assert any(session.name_of(c).startswith("theme") for c in session.cluster_ids())
+    # the same images in renamed folders (a new list of paths): the names are worked out again
+    session.paths = [p.replace("theme", "album") for p in session.paths]
+    apply_recut(session, plan_recut(session, 5))
+    apply_recut(session, plan_recut(session, k))
+    shown = {c: session.name_of(c) for c in session.cluster_ids()}
+    assert shown == names_in_full(session, None) and not any(n.startswith("theme") for n in shown.values())
+
+
+def test_a_recut_with_images_moved_by_hand_names_the_clusters_as_they_are(tmp_path):
+    session = curated_session(tmp_path)
+    session.assign(np.flatnonzero(session.labels == 0), 1)  # theme 0 emptied into theme 1 by hand
+    plan = plan_recut(session, 5)
+    assert not plan.named  # the clusters are not the tree's groups: named from their images
+    apply_recut(session, plan)
+    assert 0 not in session.cluster_ids()
+    assert {c: session.name_of(c) for c in session.cluster_ids()} == names_in_full(session, None)

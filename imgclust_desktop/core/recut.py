@@ -16,13 +16,18 @@ from __future__ import annotations
 import dataclasses
 import time
 import weakref
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
 
 import numpy as np
 
 from .labels import label_counts
 from .session import NOISE, ClusterInfo, Session, medoids_of
 from .tree import ClusterTree, leaf_spans
+
+T = TypeVar("T")
 
 
 class RecutError(Exception):
@@ -33,10 +38,14 @@ class RecutError(Exception):
 class RecutPlan:
     k: int  # the level (number of tree groups)
     labels: np.ndarray  # int [n]: the new labels, curation applied
-    clusters: dict[int, ClusterInfo]  # a new tree group has no name yet ("") until apply_recut names it
+    # a new tree group has no name yet ("") until apply_recut names it, unless `named`
+    clusters: dict[int, ClusterInfo]
     warnings: list[str] = field(default_factory=list)  # curation that cannot apply at this level
     kept: list[str] = field(default_factory=list)  # curation carried over, in words
     node_curation: dict[int, dict] = field(default_factory=dict)  # Session.node_curation after the plan
+    # every record is new and has its automatic name and medoid already (a cut no image moved by hand
+    # crosses): apply_recut has nothing to work out for them
+    named: bool = False
 
 
 def plan_recut(session: Session, k: int) -> RecutPlan:
@@ -46,37 +55,52 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
         raise RecutError("this session has no cluster tree (it was clustered with another method)")
     k = tree.clamp(k)
     base = tree.cut(k)
-    new_nodes = cut_nodes(tree, k)  # cluster id of the cut -> tree node
+    new_nodes = level_nodes(tree, k)  # cluster id of the cut -> tree node
     old = session.clusters
     old_ids, old_nodes = cluster_nodes(old)
     node_list = new_nodes.tolist()
-    # no name yet: apply_recut names every cluster (formatting 25,000 "Cluster N" first took 6 ms)
-    clusters = {cid: ClusterInfo(cid, "", None, False, node) for cid, node in enumerate(node_list)}
-    # a node that was a cluster before keeps its name and exclusion
     treed = old_nodes >= 0
-    stays = np.flatnonzero(np.isin(new_nodes, old_nodes[treed]))
-    if stays.size:
-        node_to_old = dict(zip(old_nodes[treed].tolist(), old_ids[treed].tolist(), strict=True))
-        for cid in stays.tolist():
-            info = old[node_to_old[node_list[cid]]]
-            clusters[cid] = ClusterInfo(cid, info.name, None, info.excluded, node_list[cid], info.renamed)
     warnings: list[str] = []
     kept: list[str] = []
-    labels = base.copy()
     # Clusters the person made (no tree node) stay, with their images, at every level.
-    next_id = len(new_nodes)
     present = set(label_counts(session.labels)[0].tolist())
     handmade = {cid: info for cid, info in old.items() if info.node is None and cid in present}
-    for cid, info in sorted(handmade.items()):
-        clusters[next_id] = dataclasses.replace(info, id=next_id)
-        labels[session.labels == cid] = next_id
-        kept.append(f"{info.name!r} ({int(np.sum(session.labels == cid))} images) is kept: you made it")
-        next_id += 1
     # Images moved by hand into a tree cluster: their label differs from the tree's at the old level.
     # (the tree group of a row is the cluster whose node holds its leaf: a uniform cut or a drilled one)
     expected = leaf_owner(tree, (old_nodes[treed], old_ids[treed]))[tree.leaf_of]
     moved = np.flatnonzero((session.labels != expected) & ~np.isin(session.labels, list(handmade)))
     curated = [info for info in old.values() if (info.renamed or info.excluded) and info.node is not None]
+    # With nothing made or moved by hand the clusters are exactly the tree's groups at k: each record is
+    # made once with its name (the level's, worked out once per tree) and its medoid (kept per tree node).
+    named = not handmade and moved.size == 0
+    if named:
+        names = _level_names(tree, k, session.leaf_terms, tree.leaf_of, session.paths)
+        medoids = _node_medoids(session, new_nodes, base)
+        clusters = {
+            cid: ClusterInfo(cid, name, medoid, False, node)
+            for cid, (name, medoid, node) in enumerate(zip(names.values(), medoids, node_list, strict=True))
+        }
+        carried = curated  # only what the person set on a group: the automatic names are the level's
+    else:
+        # no name yet: apply_recut names every cluster (formatting 25,000 "Cluster N" first took 6 ms)
+        clusters = {cid: ClusterInfo(cid, "", None, False, node) for cid, node in enumerate(node_list)}
+        carried = [old[cid] for cid in old_ids[treed].tolist()]
+    # a node that was a cluster before keeps its name and exclusion
+    carried_nodes = np.fromiter((info.node for info in carried), np.int64, count=len(carried))
+    stays = np.flatnonzero(np.isin(new_nodes, carried_nodes))
+    if stays.size:
+        node_to_old = {info.node: info for info in carried}
+        for cid in stays.tolist():
+            info, made = node_to_old[node_list[cid]], clusters[cid]
+            name = info.name if info.renamed or not named else made.name
+            clusters[cid] = ClusterInfo(cid, name, made.medoid_index, info.excluded, made.node, info.renamed)
+    labels = base.copy()
+    next_id = len(new_nodes)
+    for cid, info in sorted(handmade.items()):
+        clusters[next_id] = dataclasses.replace(info, id=next_id)
+        labels[session.labels == cid] = next_id
+        kept.append(f"{info.name!r} ({int(np.sum(session.labels == cid))} images) is kept: you made it")
+        next_id += 1
     # tree node -> new cluster id, for moved images and curated groups only (25,000 entries otherwise)
     node_to_new = {node: cid for cid, node in enumerate(node_list)} if moved.size or curated else {}
     lost_moves: dict[str, int] = {}
@@ -111,26 +135,47 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
             )
     if moved.size and not lost_moves:
         kept.append(f"{moved.size} image(s) you moved stay where you put them")
-    memory = _remember(session, clusters, kept, present)
-    return RecutPlan(k, labels, clusters, warnings, kept, memory)
+    memory = _remember(session, clusters, kept, present, curated)
+    return RecutPlan(k, labels, clusters, warnings, kept, memory, named)
+
+
+def _node_medoids(session: Session, nodes: np.ndarray, labels: np.ndarray) -> list[int | None]:
+    """The medoid row of each cluster of a uniform cut (cluster c is tree node nodes[c], labels the cut):
+    the node's from tree.node_medoids, the others computed in one pass over the features and kept there."""
+    tree = session.tree
+    assert tree is not None
+    kept = tree.node_medoids
+    medoids = [kept.get(node) for node in nodes.tolist()]
+    todo = [cid for cid, medoid in enumerate(medoids) if medoid is None]
+    features = session.features
+    if todo and features.ndim == 2 and features.shape[0] == len(session.paths):
+        for cid, row in medoids_of(features, labels, todo).items():
+            medoids[cid] = kept[int(nodes[cid])] = row
+    return medoids
 
 
 def _remember(
-    session: Session, clusters: dict[int, ClusterInfo], kept: list[str], present: set[int] | None = None
+    session: Session,
+    clusters: dict[int, ClusterInfo],
+    kept: list[str],
+    present: set[int] | None = None,
+    curated: list[ClusterInfo] | None = None,
 ) -> dict[int, dict]:
     """Names and exclusions of groups leaving the cut are remembered by tree node; those of the new
-    clusters come back (`clusters` is updated). `present`: the clusters with images before the change,
-    when the caller has counted them. Returns the memory after the change."""
+    clusters come back (`clusters` is updated). `present`: the clusters with images before the change, and
+    `curated`: the tree clusters with a name or an exclusion of the person's, when the caller has them.
+    Returns the memory after the change."""
     memory = {int(k): dict(v) for k, v in session.node_curation.items()}
     if present is None:
         present = set(label_counts(session.labels)[0].tolist())
     # only clusters with a name or an exclusion of the person's, or whose node is remembered, have anything
     # to remember or to forget: a plain re-cut into 25,000 groups has none and walks no cluster twice
-    curated = [
-        info
-        for info in session.clusters.values()
-        if info.node is not None and (info.renamed or info.excluded or info.node in memory)
-    ]
+    if curated is None or memory:
+        curated = [
+            info
+            for info in session.clusters.values()
+            if info.node is not None and (info.renamed or info.excluded or info.node in memory)
+        ]
     new_nodes = {c.node for c in clusters.values() if c.node is not None} if curated else set()
     for info in curated:
         if info.id not in present:
@@ -162,22 +207,8 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
     session.level = int(plan.k)
     session.node_curation = dict(plan.node_curation)
     nodes = cluster_nodes(session.clusters)  # read once: the three below ask for them (5 ms at 25,000)
-    medoids = cluster_medoids(session, nodes)
-    leaf_of = session.tree.leaf_of if session.tree is not None else None
-    names = auto_names(session, session.leaf_terms, leaf_of, nodes)
-    # A record the plan made is seen by no one else yet and takes its name and medoid in place; one the
-    # session held before (an expanded cluster's untouched siblings) may sit in the undo history: replaced.
-    # (25,000 new records made twice, plan and apply, were a tenth of a re-cut.)
-    held = {id(info) for info in before.values()}
-    for cid, info in session.clusters.items():
-        name = info.name if info.renamed else names.get(cid, info.name)
-        medoid = medoids.get(cid)
-        if name == info.name and medoid == info.medoid_index:
-            continue
-        if id(info) in held:
-            session.clusters[cid] = ClusterInfo(cid, name, medoid, info.excluded, info.node, info.renamed)
-        else:
-            info.name, info.medoid_index = name, medoid
+    if not plan.named:
+        _set_names_and_medoids(session, before, nodes)
     drawn = cluster_linkage(session, nodes)
     if drawn is not None:
         session.linkage, session.linkage_cluster_ids = drawn
@@ -190,6 +221,28 @@ def apply_recut(session: Session, plan: RecutPlan, *, op: str = "recut", **detai
             **details,
         }
     )
+
+
+def _set_names_and_medoids(
+    session: Session, before: dict[int, ClusterInfo], nodes: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Every cluster's automatic name (unless the person renamed it) and medoid, after a plan that did not
+    set them. A record the plan made is seen by no one else yet and takes them in place; one the session
+    held before (an expanded cluster's untouched siblings) may sit in the undo history: replaced. (25,000
+    new records made twice, plan and apply, were a tenth of a re-cut.)"""
+    medoids = cluster_medoids(session, nodes)
+    leaf_of = session.tree.leaf_of if session.tree is not None else None
+    names = auto_names(session, session.leaf_terms, leaf_of, nodes)
+    held = {id(info) for info in before.values()}
+    for cid, info in session.clusters.items():
+        name = info.name if info.renamed else names.get(cid, info.name)
+        medoid = medoids.get(cid)
+        if name == info.name and medoid == info.medoid_index:
+            continue
+        if id(info) in held:
+            session.clusters[cid] = ClusterInfo(cid, name, medoid, info.excluded, info.node, info.renamed)
+        else:
+            info.name, info.medoid_index = name, medoid
 
 
 def apply_auto_names(session: Session, terms: object | None, leaf_of: np.ndarray | None) -> None:
@@ -205,22 +258,90 @@ def auto_names(
     terms: object | None,
     leaf_of: np.ndarray | None,
     nodes: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Mapping[int, str]:
+    """The automatic name of every cluster with images (read-only; nothing is changed). nodes:
+    cluster_nodes of the session's clusters, when the caller has them.
+
+    When the clusters are exactly a cut of the tree (a re-cut with no hand edits in the way), the names
+    are those of that cut, worked out once per tree and level (see prepare_levels)."""
+    tree = session.tree
+    if tree is None or session.level is None:
+        from .names import cluster_names
+
+        return cluster_names(session.labels, terms, leaf_of, session.paths)
+    ids, nodes = cluster_nodes(session.clusters) if nodes is None else nodes
+    level = _uniform_level(session, ids, nodes)
+    if level is None:
+        return _tree_names(tree, session.labels, ids, nodes, terms, leaf_of, session.paths)
+    return _level_names(tree, level, terms, leaf_of, session.paths)
+
+
+def _tree_names(
+    tree: ClusterTree,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    nodes: np.ndarray,
+    terms: object | None,
+    leaf_of: np.ndarray | None,
+    paths: list[str],
 ) -> dict[int, str]:
-    """The automatic name of every cluster with images (nothing is changed). nodes: cluster_nodes of the
-    session's clusters, when the caller has them."""
+    """names.cluster_names with siblings: clusters whose tree nodes merge with each other first (the same
+    parent node) get names that differ."""
     from .names import cluster_names
 
-    siblings = None
+    m = tree.n_leaves
+    parent = np.full(2 * m - 1, -1, np.int64)
+    ends = tree.linkage[:, :2].astype(np.int64)
+    parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
+    siblings = _by_cluster_id(ids, np.where(nodes >= 0, parent[nodes], -1), labels, -1)
+    return cluster_names(labels, terms, leaf_of, paths, siblings=siblings)
+
+
+def _level_names(
+    tree: ClusterTree, k: int, terms: object | None, leaf_of: np.ndarray | None, paths: list[str]
+) -> Mapping[int, str]:
+    """The names of the uniform k-cut's clusters, kept per tree and level for these words and paths."""
+
+    def work_out() -> tuple[object, object, object, Mapping[int, str]]:
+        names = _tree_names(tree, tree.cut(k), np.arange(k), level_nodes(tree, k), terms, leaf_of, paths)
+        in_order = {cid: names[cid] for cid in range(k)}  # plan_recut reads them in cluster order
+        return terms, leaf_of, paths, MappingProxyType(in_order)  # holding them: their ids stay theirs
+
+    return _kept(tree, "names", (k, id(terms), id(leaf_of), id(paths)), work_out, _KEPT_LEVELS)[3]
+
+
+def _uniform_level(session: Session, ids: np.ndarray, nodes: np.ndarray) -> int | None:
+    """The level k when the session's clusters are exactly the tree's k-cut (clusters 0..k-1 on its nodes,
+    every image in its tree group, no cluster made by hand), else None."""
+    tree, k = session.tree, session.level
+    if tree is None or k is None or k != tree.clamp(k) or len(ids) != k:
+        return None
+    if not np.array_equal(ids, np.arange(k)) or not np.array_equal(nodes, level_nodes(tree, k)):
+        return None
+    return k if np.array_equal(session.labels, tree.cut(k)) else None
+
+
+def level_nodes(tree: ClusterTree, k: int) -> np.ndarray:
+    """cut_nodes(tree, k), kept per tree and level (read-only)."""
+    return _kept(tree, "cut_nodes", k, lambda: _read_only(cut_nodes(tree, k)), _KEPT_LEVELS)
+
+
+def prepare_levels(session: Session, levels: list[int] | None = None) -> Iterator[int]:
+    """Work out ahead, one level per step, what a re-cut of this session to each of its tree's stored levels
+    would otherwise compute at the time: the clusters' names and the tree drawn above them (the medoids of
+    those levels are stored with the tree already). Nothing in the session changes. A generator, so that
+    the window runs one step at a time while it is idle (each step is one level: about 25 ms for 25,000
+    groups at 100,000 images); the levels nearest the current one come first."""
     tree = session.tree
-    if tree is not None and session.level is not None:
-        # Siblings are clusters whose tree nodes merge with each other first (the same parent node).
-        m = tree.n_leaves
-        parent = np.full(2 * m - 1, -1, np.int64)
-        ends = tree.linkage[:, :2].astype(np.int64)
-        parent[ends[:, 0]] = parent[ends[:, 1]] = np.arange(m, m + len(ends))
-        ids, nodes = cluster_nodes(session.clusters) if nodes is None else nodes
-        siblings = _by_cluster_id(ids, np.where(nodes >= 0, parent[nodes], -1), session.labels, -1)
-    return cluster_names(session.labels, terms, leaf_of, session.paths, siblings=siblings)
+    if tree is None or tree.n_leaves < 2:
+        return
+    current = max(1, session.level or tree.default_k)
+    wanted = {tree.clamp(k) for k in (levels if levels is not None else tree.levels)}
+    terms, leaf_of, paths = session.leaf_terms, tree.leaf_of, session.paths
+    for k in sorted(wanted, key=lambda v: (abs(np.log(v / current)), v)):
+        _level_names(tree, k, terms, leaf_of, paths)
+        _drawn_linkage(tree, level_nodes(tree, k), np.arange(k))
+        yield k
 
 
 def cluster_nodes(clusters: dict[int, ClusterInfo]) -> tuple[np.ndarray, np.ndarray]:
@@ -253,16 +374,8 @@ def node_owner(tree: ClusterTree, node_to_cluster: Pairs) -> np.ndarray:
     plan) and after it (the medoids, the drawn linkage), and the re-cut before it asked about the former.
     """
     nodes, clusters = _pair_arrays(node_to_cluster)
-    owners = _memo(tree).setdefault("owners", {})
     key = _pairs_key(nodes, clusters)
-    found = owners.get(key)
-    if found is None:
-        found = _node_owner(tree, nodes, clusters)
-        found.flags.writeable = False
-        if len(owners) >= 4:
-            del owners[next(iter(owners))]  # the oldest
-        owners[key] = found
-    return found
+    return _kept(tree, "owners", key, lambda: _read_only(_node_owner(tree, nodes, clusters)), 4)
 
 
 def _pair_arrays(node_to_cluster: Pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +448,8 @@ def cluster_linkage(
     Those are the merges no cluster holds: after a uniform cut at k, the top k - 1 rows of the tree;
     after a drill-down, the same with the expanded cluster's own merge among them. Clusters the person
     made (no tree node) are not in it. None when the session has no tree. The last answer per tree is
-    kept: a re-cut asks once, and the dendrogram asks again for the same clusters.
+    kept (a re-cut asks once, and the dendrogram asks again for the same clusters), and those of the
+    stored levels once prepare_levels has worked them out.
     """
     tree = session.tree
     if tree is None:
@@ -343,20 +457,26 @@ def cluster_linkage(
     ids_all, nodes_all = cluster_nodes(session.clusters) if nodes is None else nodes
     present = label_counts(session.labels)[0]
     keep = (nodes_all >= 0) & np.isin(ids_all, present)
-    nodes, clusters = nodes_all[keep], ids_all[keep]
-    memo = _memo(tree)
-    key = _pairs_key(nodes, clusters)
-    last = memo.get("linkage")
-    if last is not None and last[0] == key:
-        return last[1], list(last[2])
-    ids = np.sort(clusters)
-    above = np.flatnonzero(node_owner(tree, (nodes, clusters))[tree.n_leaves :] == -2)
-    linkage = _whole_linkage(tree, nodes, clusters, ids, above)
-    if linkage is None:
-        node_to_cluster = dict(zip(nodes.tolist(), clusters.tolist(), strict=True))
-        linkage = _linkage_rows(tree, node_to_cluster, ids.tolist(), above)
-    memo["linkage"] = (key, linkage, ids.tolist())
-    return linkage, ids.tolist()
+    return _drawn_linkage(tree, nodes_all[keep], ids_all[keep])
+
+
+def _drawn_linkage(
+    tree: ClusterTree, nodes: np.ndarray, clusters: np.ndarray
+) -> tuple[np.ndarray, list[int]]:
+    """cluster_linkage for clusters on these tree nodes; the answers for the last few sets of clusters per
+    tree are kept (the stored levels' once prepare_levels has run)."""
+
+    def work_out() -> tuple[np.ndarray, list[int]]:
+        ids = np.sort(clusters)
+        above = np.flatnonzero(node_owner(tree, (nodes, clusters))[tree.n_leaves :] == -2)
+        linkage = _whole_linkage(tree, nodes, clusters, ids, above)
+        if linkage is None:
+            node_to_cluster = dict(zip(nodes.tolist(), clusters.tolist(), strict=True))
+            linkage = _linkage_rows(tree, node_to_cluster, ids.tolist(), above)
+        return _read_only(linkage), ids.tolist()
+
+    linkage, ids = _kept(tree, "linkage", _pairs_key(nodes, clusters), work_out, _KEPT_LEVELS)
+    return linkage, list(ids)
 
 
 def _whole_linkage(
@@ -416,16 +536,36 @@ def _linkage_rows(
 _MEMO: dict[int, tuple[weakref.ref, dict]] = {}  # id(tree) -> (the tree, what is remembered about it)
 
 
+_KEPT_LEVELS = 24  # per tree: the stored levels (about ten at 100,000 images), others visited, drill-downs
+
+
 def _memo(tree: ClusterTree) -> dict:
-    """What is worked out once per tree and reused by later cuts (dropped with the tree): the last cluster
-    linkage, the last few node owners, every node's span of leaves. (The node medoids are kept on the tree
-    itself, tree.node_medoids, and saved in tree.npz.)"""
+    """What is worked out once per tree and reused by later cuts (dropped with the tree): per level (or
+    set of clusters) its nodes, names and drawn linkage, the last few node owners, every node's span of
+    leaves. (The node medoids are kept on the tree itself, tree.node_medoids, and saved in tree.npz.)"""
     key = id(tree)
     entry = _MEMO.get(key)
     if entry is None or entry[0]() is not tree:
         entry = (weakref.ref(tree, lambda _ref, key=key: _MEMO.pop(key, None)), {})
         _MEMO[key] = entry
     return entry[1]
+
+
+def _kept(tree: ClusterTree, what: str, key: Hashable, work_out: Callable[[], T], most: int) -> T:
+    """work_out(), kept in the tree's memo under `what` and `key`; the `most` last asked for are kept."""
+    kept = _memo(tree).setdefault(what, {})
+    found = kept.pop(key, None)
+    if found is None:
+        found = work_out()
+        while len(kept) >= most:
+            del kept[next(iter(kept))]  # the least recently asked
+    kept[key] = found  # asked last: kept longest
+    return found
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 def _tree_cluster(session: Session, cluster_id: int) -> tuple[ClusterTree, ClusterInfo]:

@@ -145,6 +145,15 @@ class Granularity(QObject):
         self.toolbar.addWidget(self.control)
         self.control.levelRequested.connect(self.recut)
         self.last_ms = 0.0  # how long the last re-cut took, views included (shown in the status bar)
+        # While the window is idle, the stored levels' names and drawn trees are worked out ahead
+        # (core/recut.prepare_levels), one level per turn of the event loop, so that the slider's re-cut
+        # to them only reads them. Off: every level is worked out when it is asked for.
+        self.prepare_ahead = True
+        self._ahead: Any = None  # (what it is for: tree, paths, words), the steps left
+        self._ahead_timer = QTimer(self, interval=0)
+        self._ahead_timer.timeout.connect(self._prepare_step)
+        self.model.changed.connect(self._prepare_levels)
+        self.model.sessionReplaced.connect(self._prepare_levels)
         actions = getattr(getattr(window, "curation", None), "actions", None)
         if actions is not None:
             actions.cluster_menu_hooks.append(self.add_menu_actions)
@@ -152,6 +161,32 @@ class Granularity(QObject):
             window.scatter.legend_menu_hooks.append(self.add_menu_actions)
         if hasattr(window.dendrogram, "contextMenuRequested") and actions is not None:
             window.dendrogram.contextMenuRequested.connect(actions.context_menu)
+
+    # ---- working out the stored levels ahead
+    def _prepare_levels(self, *_args: Any) -> None:
+        """A new session, tree, image list or set of words: start over on its levels (else carry on)."""
+        from imgclust_desktop.core.recut import prepare_levels
+
+        session = self.model.session
+        tree = None if session is None else session.tree
+        if tree is None or not self.prepare_ahead:
+            self._ahead = None
+            self._ahead_timer.stop()
+            return
+        key = (tree, session.paths, session.leaf_terms)
+        if self._ahead is not None and all(a is b for a, b in zip(self._ahead[0], key, strict=True)):
+            return
+        self._ahead = (key, prepare_levels(session))
+        self._ahead_timer.start()
+
+    def _prepare_step(self) -> None:
+        if self._ahead is None:
+            self._ahead_timer.stop()
+            return
+        with collector_paused():
+            step = next(self._ahead[1], None)
+        if step is None:
+            self._ahead_timer.stop()  # done: the key stays, so the same session does not start again
 
     # ---- re-cut
     def recut(self, k: int) -> bool:

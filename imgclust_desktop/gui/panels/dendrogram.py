@@ -156,7 +156,7 @@ class DendrogramPanel(QWidget):
         self.plot.getAxis("left").setLabel("merge height")
         self.plot.getAxis("left").setTextPen("k")
         self.view = self.plot.getViewBox()
-        self.branches = pg.PlotDataItem(pen=pg.mkPen(QColor(70, 70, 70), width=1.5), connect="pairs")
+        self.branches = pg.PlotDataItem(pen=_branch_pen(0), connect="pairs")
         # the branches keep a picture of themselves: the cut line, its label and the leaves repaint over it
         # without drawing the tree again (a re-cut painted the whole tree twice)
         self.branches.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -224,11 +224,12 @@ class DendrogramPanel(QWidget):
         self.hint.show()
         new_tree = self.linkage is None or not np.array_equal(self.linkage, linkage)
         self.linkage = np.asarray(linkage, dtype=np.float64)
-        self.cluster_ids = [int(c) for c in linkage_ids]
+        self.cluster_ids = list(map(int, linkage_ids))
         spans = leaf_spans(self.linkage)
         self._x, self._y = tree_layout(self.linkage, spans)
         n_leaves = len(self.cluster_ids)
         self.branches.setData(*drawn_segments(self.linkage, self._x, self._y, spans=spans))
+        self.branches.setPen(_branch_pen(len(self.linkage)))
         top = float(self.linkage[:, 2].max()) or 1.0
         self.cut_line.setBounds((0.0, top * 1.08))
         if self.tree is not None:  # the line sits at the session's level; it moves both ways
@@ -430,9 +431,13 @@ class LeavesItem(ViewSizedItem):
         pixel, only the last of each pixel column, the one painted on top (25,000 leaves: 25 times fewer)."""
         if self._dot_atlas is None:
             self._dot_atlas = _dot_strip()
-        if len(xs) > 1 and np.min(np.abs(np.diff(xs))) < 1:
-            column = np.floor(xs).astype(np.int64)[::-1]
-            last = np.sort(len(xs) - 1 - np.unique(column, return_index=True)[1])
+        steps = np.diff(xs)
+        if len(xs) > 1 and np.min(np.abs(steps)) < 1:
+            column = np.floor(xs).astype(np.int64)
+            if (steps >= 0).all():  # in display order, left to right: the last of each run of a column
+                last = np.flatnonzero(np.append(column[1:] != column[:-1], True))
+            else:
+                last = np.sort(len(xs) - 1 - np.unique(column[::-1], return_index=True)[1])
             xs, cluster_ids = xs[last], cluster_ids[last]
         self.last_dots = len(xs)
         self._fragments.resize(len(xs))
@@ -455,6 +460,12 @@ class LeavesItem(ViewSizedItem):
         slot = int(round(ev.pos().x()))  # leaves sit at x = 0, 1, 2, ... in display order
         leaf = np.flatnonzero(self.x == slot)
         self.setToolTip(self.session.name_of(int(self.cluster_ids[int(leaf[0])])) if len(leaf) else "")
+
+
+def _branch_pen(merges: int) -> QPen:
+    """The branches' pen: 1.5 px for a small tree, 1 px past 500 merges (under the view's scaling a wider
+    line is stroked as a polygon: 15,000 segments took 11 ms at 1.5 px against 3 ms at 1 px)."""
+    return pg.mkPen(QColor(70, 70, 70), width=1.5 if merges <= 500 else 1)
 
 
 def _dot_strip() -> QPixmap:
