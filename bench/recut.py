@@ -180,7 +180,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from imgclust_desktop.core.recut import apply_recut, plan_recut
+    from imgclust_desktop.core.recut import apply_recut, plan_recut, prepare_levels
 
     points = blobs(args.n, args.groups)
     tree = load_or_build_tree(points, args.tree_cache, args.k)
@@ -199,7 +199,15 @@ def main() -> None:
     print(f"load average: {os.getloadavg()}")
 
     session = make_session(points, tree, features, terms)
-    print("core: plan_recut + apply_recut")
+    ahead = make_session(points, tree, features, terms)
+    steps, t0 = [], time.perf_counter()
+    for _level in prepare_levels(ahead):
+        steps.append(time.perf_counter() - t0 - sum(steps))
+    print(
+        f"core: prepare_levels (what the window works out while idle): {len(steps)} levels in "
+        f"{ms(sum(steps))}, the longest step {ms(max(steps, default=0.0))}"
+    )
+    print("core: plan_recut + apply_recut (nothing worked out ahead)")
     for k in [*targets, tree.default_k]:
         c0, t0 = time.process_time(), time.perf_counter()
         plan = plan_recut(session, k)
@@ -230,15 +238,11 @@ def main() -> None:
     for tab in ("clusters", "dendrogram"):
         window.docks[tab].raise_()
         timings: list[list[tuple[float, ...]]] = [[] for _ in [*steps, "undo"]]
-        ahead: list[tuple[float, float]] = []
         for _ in range(args.repeat):
             window.model.set_session(make_session(points, tree, features, terms))  # first visits again
             drain(app)
-            if not args.cold:  # the stored levels, worked out in idle turns of the event loop
-                c0, t0 = time.process_time(), time.perf_counter()
-                while window.granularity._ahead_timer.isActive():
-                    app.processEvents()
-                ahead.append((time.perf_counter() - t0, time.process_time() - c0))
+            while window.granularity._ahead_timer.isActive():  # the idle work on the stored levels
+                app.processEvents()
             for step, k in enumerate(steps):
                 painted = map_paints[0]
                 c0, t0 = time.process_time(), time.perf_counter()
@@ -256,13 +260,9 @@ def main() -> None:
             f"window, {tab} tab in front: granularity.recut(k) + views notified + event loop until idle"
             + (f" (median of {args.repeat} fresh sessions)" if args.repeat > 1 else "")
         )
-        if ahead:
-            wall, cpu = (statistics.median(column) for column in zip(*ahead, strict=True))
-            print(
-                f"  (after opening, the stored levels were worked out while idle: {ms(wall)}, CPU {ms(cpu)})"
-            )
-        elif args.cold:
-            print("  (--cold: nothing worked out ahead)")
+        print(
+            "  (--cold: nothing worked out ahead)" if args.cold else "  (stored levels worked out while idle)"
+        )
         for k, runs in zip([*steps, "undo"], timings, strict=True):
             notify, repaint, total, cpu = (statistics.median(column) for column in zip(*runs, strict=True))
             if k == "undo":
