@@ -62,7 +62,9 @@ def main() -> int:
     window.setGeometry(screen)
     window.show()
     method = window.settings_panel.method
-    method.setCurrentIndex(method.findData("tree"))  # the default; a remembered other method would hide the tree
+    method.setCurrentIndex(
+        method.findData("tree")
+    )  # the default; a remembered other method would hide the tree
     QTimer.singleShot(0, lambda: window.open_paths([str(demo_folder())]))
     deadline = time.monotonic() + 900
     settle(app, 2)
