@@ -88,3 +88,43 @@ def test_report_of_a_session_without_clusters(tmp_path):
     html = report.render_html(s)
     b64 = re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1)
     assert Image.open(io.BytesIO(base64.b64decode(b64))).size == (900, 640)
+
+
+def test_saving_again_redraws_only_the_montages_whose_pictures_change(tmp_path):
+    import os
+
+    s = make_real_session(tmp_path, groups=3, per_group=6)
+    edited = s.paths[int(s.members(2)[0])]
+    Image.open(edited).convert("RGB").save(edited, compress_level=0)  # its size: its dimensions alone
+    folder = tmp_path / "session"
+    session_io.save(s, folder)
+    montages = folder / "montages"
+
+    def inodes() -> dict[str, int]:  # a montage written again is a new file (temp file + rename)
+        return {p.name: p.stat().st_ino for p in montages.iterdir()}
+
+    first = inodes()
+    session_io.save(s, folder)
+    assert inodes() == first  # nothing changed: nothing drawn again
+    # one image of group 2 is edited on disk (same name and size, new pixels, later time); one of group 0
+    # is excluded
+    size = os.path.getsize(edited)
+    Image.new("RGB", (32, 32), (255, 0, 255)).save(edited, compress_level=0)
+    assert os.path.getsize(edited) == size
+    later = os.stat(edited).st_mtime_ns + 5_000_000_000
+    os.utime(edited, ns=(later, later))
+    s.set_excluded([int(s.members(0)[-1])], True)
+    s.rename(1, "renamed")  # a name is not in the picture
+    session_io.save(s, folder)
+    now = inodes()
+    assert now["cluster_1.jpg"] == first["cluster_1.jpg"]
+    assert now["cluster_0.jpg"] != first["cluster_0.jpg"] and now["cluster_2.jpg"] != first["cluster_2.jpg"]
+    for cid in s.cluster_ids():  # kept or redrawn, each shows what a fresh drawing shows
+        written = np.asarray(Image.open(montages / f"cluster_{cid}.jpg").convert("RGB"))
+        buffer = io.BytesIO()
+        report.montage(s, cid).save(buffer, "JPEG", quality=85)
+        np.testing.assert_array_equal(written, np.asarray(Image.open(buffer).convert("RGB")))
+    # a montage without a signature (an older version's, or edited by hand) is drawn again
+    Image.new("RGB", (8, 8)).save(montages / "cluster_1.jpg")
+    session_io.save(s, folder)
+    assert Image.open(montages / "cluster_1.jpg").size == report.montage(s, 1).size

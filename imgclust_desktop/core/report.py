@@ -7,6 +7,7 @@ and the montages are referenced relative to the session folder (montages/cluster
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import os
@@ -137,6 +138,13 @@ def _cache_keys(session: ReportSource, rows: Sequence[int]) -> dict[int, str]:
     return keys
 
 
+def montage_members(
+    session: ReportSource, cluster_id: int, count: int = MONTAGE_COLUMNS * MONTAGE_ROWS
+) -> list[int]:
+    """The rows a montage of this cluster shows: medoid first, most typical next, excluded ones left out."""
+    return [int(r) for r in session.members(cluster_id) if not session.excluded[r]][:count]
+
+
 def montage(
     session: ReportSource,
     cluster_id: int,
@@ -144,12 +152,15 @@ def montage(
     columns: int = MONTAGE_COLUMNS,
     rows: int = MONTAGE_ROWS,
     thumb: int = MONTAGE_THUMB,
+    members: Sequence[int] | None = None,
 ) -> PILImage.Image:
-    """A grid of up to rows x columns thumbnails of one cluster, medoid first (outlined), most typical next."""
+    """A grid of up to rows x columns thumbnails of one cluster, medoid first (outlined), most typical next.
+    members: montage_members(session, cluster_id, columns * rows), when the caller has them."""
     from PIL import Image, ImageDraw
 
-    members = [int(r) for r in session.members(cluster_id) if not session.excluded[r]]
-    members = members[: columns * rows]
+    if members is None:
+        members = montage_members(session, cluster_id, columns * rows)
+    members = [int(r) for r in members][: columns * rows]
     n_cols = max(1, min(columns, len(members)))
     n_rows = max(1, -(-len(members) // n_cols))
     cell = thumb + 4
@@ -168,6 +179,34 @@ def montage(
     if members:
         draw.rectangle((0, 0, cell - 1, cell - 1), outline=_rgb(cluster_hex(cluster_id)), width=2)
     return sheet
+
+
+def montage_signature(session: ReportSource, cluster_id: int, members: Sequence[int]) -> str:
+    """What a montage shows, as one string: its layout and colour, and each image's path, size and
+    modification time in order (a file gone counts as such)."""
+    shown = []
+    for row in members:
+        path = session.paths[int(row)]
+        try:
+            st = os.stat(path)
+            shown.append((path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            shown.append((path, -1, -1))
+    layout = (MONTAGE_COLUMNS, MONTAGE_ROWS, MONTAGE_THUMB, cluster_hex(cluster_id))
+    digest = hashlib.sha256(repr((layout, shown)).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"imgclust montage 1 {digest}"
+
+
+def _written_signature(path: Path) -> str | None:
+    """The signature a montage was written with (its JPEG comment; the header only is read), else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            comment = image.info.get("comment")
+    except (OSError, ValueError):
+        return None
+    return comment.decode("utf-8", "replace") if isinstance(comment, bytes) else None
 
 
 def k_curve_svg(k_curve: dict | None, width: int = 420, height: int = 220) -> str:
@@ -244,9 +283,18 @@ def write_report(session: ReportSource, folder: Path) -> Path:
     montage_dir.mkdir(exist_ok=True)
     ids = session.cluster_ids()
     for cid in ids:
+        # A montage whose picture would not change (the same images, in the same order, each file the same
+        # size and modification time, the same colour and layout) is left as it is: saving after an update
+        # or a re-cut redraws only the clusters that changed. The signature travels in the JPEG's comment,
+        # so a montage and what it shows are always written together.
+        members = montage_members(session, cid)
+        signature = montage_signature(session, cid, members)
+        target = montage_dir / f"cluster_{cid}.jpg"
+        if _written_signature(target) == signature:
+            continue
         buffer = io.BytesIO()
-        montage(session, cid).save(buffer, "JPEG", quality=85)
-        atomic_write_bytes(montage_dir / f"cluster_{cid}.jpg", buffer.getvalue())
+        montage(session, cid, members=members).save(buffer, "JPEG", quality=85, comment=signature.encode())
+        atomic_write_bytes(target, buffer.getvalue())
     # Montages of clusters that no longer exist (merged away since the last save) would mislead.
     wanted = {f"cluster_{cid}.jpg" for cid in ids}
     for stale in montage_dir.glob("cluster_*.jpg"):
