@@ -34,3 +34,31 @@ def test_row_norms_are_computed_once_per_features_array():
     assert row_norms(features) is norms
     other = features * 2
     assert np.allclose(row_norms(other), 2 * norms, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "n, k, spread",
+    [(400, 6, 0.5), (900, 300, 0.9), (60, 2, 3.0)],  # clear groups; many small ones with singletons; overlap
+)
+def test_silhouettes_equal_scikit_learns_with_the_cosine_metric(n, k, spread):
+    from sklearn.metrics import silhouette_samples
+
+    from imgclust_desktop.core.cosine import cosine_silhouettes
+
+    rng = np.random.default_rng(k)
+    centres = rng.normal(size=(k, 12))
+    labels = rng.integers(0, k, size=n) * 7 + 3  # ids need not be 0..k-1
+    x = (centres[(labels - 3) // 7] + rng.normal(0, spread, size=(n, 12))).astype(np.float32)
+    ours = cosine_silhouettes(x, labels, block=97)  # rows in blocks that do not divide n
+    theirs = silhouette_samples(x.astype(np.float64), labels, metric="cosine")
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    alone = np.bincount(labels)[labels] == 1
+    assert (ours[alone] == 0).all() and (ours[~alone] != 0).all()
+
+
+def test_silhouettes_are_zero_where_scikit_learn_refuses():
+    from imgclust_desktop.core.cosine import cosine_silhouettes
+
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    assert not cosine_silhouettes(x, np.zeros(5, int)).any()  # one cluster
+    assert not cosine_silhouettes(x, np.arange(5)).any()  # every row alone

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .cosine import cosine_silhouettes, feature_rows
 from .decode import fit_long_edge
 from .palette import NOISE_HEX, PALETTE_HEX
 from .sources import Skipped
@@ -270,10 +271,10 @@ def cluster_silhouettes(session: ReportSource, max_rows: int = 3000, seed: int =
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
     if np.unique(labels[rows]).size < 2:
         return {}
-    from sklearn.metrics import silhouette_samples
-
-    values = silhouette_samples(session.features[rows], labels[rows], metric="cosine")
-    return {int(c): float(values[labels[rows] == c].mean()) for c in np.unique(labels[rows])}
+    values = cosine_silhouettes(feature_rows(session.features, rows), labels[rows])
+    ids, where = np.unique(labels[rows], return_inverse=True)
+    means = np.bincount(where.ravel(), weights=values) / np.bincount(where.ravel())
+    return dict(zip(ids.tolist(), means.tolist(), strict=True))
 
 
 def write_report(session: ReportSource, folder: Path) -> Path:

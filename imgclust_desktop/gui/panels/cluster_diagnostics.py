@@ -20,7 +20,7 @@ def silhouette_values(
     features: np.ndarray, labels: np.ndarray, *, sample: int = SILHOUETTE_SAMPLE, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row indices, per-sample silhouette) over clustered rows, cosine metric, sampled above `sample`."""
-    from sklearn.metrics import silhouette_samples
+    from imgclust_desktop.core.cosine import cosine_silhouettes
 
     labels = np.asarray(labels)
     rows = np.flatnonzero(labels >= 0)
@@ -28,7 +28,7 @@ def silhouette_values(
         rows = np.sort(np.random.default_rng(seed).choice(rows, sample, replace=False))
     if len(np.unique(labels[rows])) < 2 or len(rows) < 3:
         return rows[:0], np.zeros(0)
-    return rows, silhouette_samples(np.asarray(features)[rows], labels[rows], metric="cosine")
+    return rows, cosine_silhouettes(np.asarray(features)[rows], labels[rows])
 
 
 class DiagnosticsView(QWidget):
