@@ -157,3 +157,24 @@ def test_a_folder_holding_half_a_clusters_images_names_it_the_first_met_on_a_tie
     monkeypatch.setattr(names_module, "DENSE_WORDS", 0)
     assert cluster_names(labels, None, None, paths) == table
     assert sum(not name.startswith("Group") for name in table.values()) > 1000
+
+
+def test_the_kept_imagenet_words_are_timms_table_and_naming_imports_no_timm():
+    import subprocess
+    import sys
+
+    from timm.data import ImageNetInfo
+
+    from imgclust_desktop.core.names import imagenet_vocabulary
+
+    info = ImageNetInfo()
+    timms = [info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes())]
+    assert imagenet_vocabulary() == timms  # the same 1,000 words in class order
+    # a fresh interpreter: the words come without timm (whose import pulls in torchvision and torch._dynamo)
+    code = "import sys; from imgclust_desktop.core import names; names.imagenet_vocabulary(); print('timm' in sys.modules)"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

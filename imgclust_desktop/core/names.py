@@ -41,11 +41,11 @@ class LeafTerms:
 
 
 def imagenet_vocabulary() -> list[str]:
-    """The 1,000 ImageNet classes as short words ("tabby, tabby cat" -> "tabby"), from timm's own table."""
-    from timm.data import ImageNetInfo
+    """The 1,000 ImageNet classes as short words ("tabby, tabby cat" -> "tabby"), as timm's own table gives
+    them (kept in core/imagenet_classes.py: importing timm for them took seconds)."""
+    from .imagenet_classes import IMAGENET_CLASSES
 
-    info = ImageNetInfo()
-    return [info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes())]
+    return list(IMAGENET_CLASSES)
 
 
 def term_probabilities(extractor: object, features: np.ndarray) -> tuple[list[str], np.ndarray] | None:
