@@ -216,7 +216,7 @@ def test_the_toolbar_undo_button_keeps_its_label_and_tells_what_it_undoes(window
     assert session.level == coarse
 
 
-def test_while_idle_the_window_works_out_the_stored_levels_so_the_slider_only_reads_them(
+def test_while_idle_the_window_works_out_the_slider_stops_so_a_recut_only_reads_them(
     qtbot, settings, monkeypatch
 ):
     from imgclust_desktop.core import names
@@ -234,9 +234,11 @@ def test_while_idle_the_window_works_out_the_stored_levels_so_the_slider_only_re
     win = open_window(ahead=True)
     qtbot.waitUntil(lambda: not win.granularity._ahead_timer.isActive(), timeout=5000)
     session = win.model.session
-    assert len(named) == len(session.tree.levels)  # each stored level once, in idle turns of the loop
+    stops = win.granularity.control.levels  # the slider's: the stored levels and steps between them
+    assert set(session.tree.levels) < set(stops)
+    assert len(named) == len(stops)  # each stop once, in idle turns of the event loop
     shown = {}
-    for k in session.tree.levels:
+    for k in stops:
         before = len(named)
         assert win.granularity.recut(k) or k == session.level
         assert len(named) == before  # the names were ready
@@ -244,7 +246,7 @@ def test_while_idle_the_window_works_out_the_stored_levels_so_the_slider_only_re
     cold = open_window(ahead=False)
     qtbot.wait(50)
     named.clear()
-    for k in cold.model.session.tree.levels:
+    for k in stops:
         cold.granularity.recut(k)
         assert legend_names(cold) == shown[k]  # the same names, worked out when asked
-    assert len(named) == len(session.tree.levels) - 1  # the level it opened at was named on opening
+    assert len(named) == len(stops) - 1  # the level it opened at was named on opening

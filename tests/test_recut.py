@@ -107,7 +107,9 @@ def test_a_session_without_a_tree_cannot_be_recut(tmp_path):
         plan_recut(session, 3)
 
 
-def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_features(tmp_path, monkeypatch):
+def test_with_its_level_medoids_remembered_a_recut_to_any_slider_stop_reads_no_features(
+    tmp_path, monkeypatch
+):
     from imgclust_desktop.core import recut
     from imgclust_desktop.core.recut import remember_level_medoids
 
@@ -121,7 +123,9 @@ def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_fe
     monkeypatch.setattr(
         recut, "medoids_of", lambda f, labels, ids: asked.append(list(ids)) or real(f, labels, ids)
     )
-    for k in again.tree.levels:
+    stops = again.tree.browse_levels()  # the stored levels and the slider's steps between them
+    assert set(again.tree.levels) < set(stops)
+    for k in stops:
         apply_recut(again, plan_recut(again, k))
         assert not any(asked), f"level {k} computed medoids from the features"
         fresh = session_io.medoids_of(again.features, again.labels, again.cluster_ids())
@@ -130,8 +134,12 @@ def test_with_its_level_medoids_remembered_a_recut_to_a_stored_level_reads_no_fe
     written = arrays.stat().st_ino
     session_io.save(again, tmp_path / "s", report=False, write_features=False, write_tree=False)
     assert arrays.stat().st_ino == written  # nothing new to remember: tree.npz is left as it is
-    between = next(k for k in range(2, again.tree.n_leaves) if k not in again.tree.levels)
-    apply_recut(again, plan_recut(again, between))  # a level not stored: its new groups are computed
+    known = set(again.tree.node_medoids)
+    between = next(  # typed in, not a stop, with a group no stop has: that group's medoid is computed
+        k for k in range(2, again.tree.n_leaves) if not set(recut.cut_nodes(again.tree, k).tolist()) <= known
+    )
+    assert between not in stops
+    apply_recut(again, plan_recut(again, between))
     assert asked[-1] and set(asked[-1]) <= set(again.cluster_ids())
     session_io.save(again, tmp_path / "s", report=False, write_features=False, write_tree=False)
     assert arrays.stat().st_ino != written

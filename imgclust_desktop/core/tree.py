@@ -26,6 +26,7 @@ SCORE_SAMPLE = 3000  # rows whose pairwise distances score every candidate cut
 LEVEL_STEP = 1.08  # candidate cuts above 30 groups grow by 8 % each
 FLAT_STARTS = 32  # k-means starts per level from 2 to 25 groups; a level scores its second best (flat_level)
 MIN_LEVELS = 5
+BROWSE_STEPS = 48  # the window's slider: stops spread geometrically from 1 group to the micro-clusters
 
 
 @dataclass
@@ -108,6 +109,15 @@ class ClusterTree:
         """The next stored level with fewer groups than k (or k itself at the coarsest)."""
         below = [lv for lv in self.levels if lv < k]
         return below[-1] if below else self.clamp(k)
+
+    def browse_levels(self) -> list[int]:
+        """The group counts the window's slider stops at: the stored levels and the default, plus
+        BROWSE_STEPS steps spread geometrically from 1 group to the micro-clusters. The pipeline remembers
+        the medoids of all of them and the window works out their names while idle, so each stop re-cuts
+        without reading the features."""
+        n = max(1, int(self.n_leaves))
+        steps = np.unique(np.round(np.geomspace(1, n, BROWSE_STEPS)).astype(int)).tolist()
+        return sorted({int(k) for k in [*self.levels, self.default_k, *steps] if 1 <= k <= n})
 
     def to_json(self, *, linkage: bool = True) -> dict:
         """The tree as JSON; linkage=False leaves the linkage out (a session keeps it in tree.npz)."""

@@ -16,14 +16,11 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QSl
 
 from imgclust_desktop.gui.worker import collector_paused
 
-FINE_STEPS = 48  # slider stops spread geometrically from 1 group to the tree's micro-clusters
-
 
 def slider_levels(tree: Any) -> list[int]:
-    """The group counts the slider stops at: the tree's stored levels plus geometric steps between them."""
-    n = max(1, int(tree.n_leaves))
-    steps = np.unique(np.round(np.geomspace(1, n, FINE_STEPS)).astype(int)).tolist()
-    return sorted({int(k) for k in [*tree.levels, tree.default_k, *steps] if 1 <= k <= n})
+    """The group counts the slider stops at: the tree's stored levels plus geometric steps between them
+    (core/tree.ClusterTree.browse_levels; their medoids and names are ready, so no stop reads features)."""
+    return tree.browse_levels()
 
 
 def tree_count_at(tree: Any, height: float) -> int:
@@ -145,7 +142,7 @@ class Granularity(QObject):
         self.toolbar.addWidget(self.control)
         self.control.levelRequested.connect(self.recut)
         self.last_ms = 0.0  # how long the last re-cut took, views included (shown in the status bar)
-        # While the window is idle, the stored levels' names and drawn trees are worked out ahead
+        # While the window is idle, the slider stops' names and drawn trees are worked out ahead
         # (core/recut.prepare_levels), one level per turn of the event loop, so that the slider's re-cut
         # to them only reads them. Off: every level is worked out when it is asked for.
         self.prepare_ahead = True
@@ -162,7 +159,7 @@ class Granularity(QObject):
         if hasattr(window.dendrogram, "contextMenuRequested") and actions is not None:
             window.dendrogram.contextMenuRequested.connect(actions.context_menu)
 
-    # ---- working out the stored levels ahead
+    # ---- working out the slider's levels ahead
     def _prepare_levels(self, *_args: Any) -> None:
         """A new session, tree, image list or set of words: start over on its levels (else carry on)."""
         from imgclust_desktop.core.recut import prepare_levels
