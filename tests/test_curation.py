@@ -164,6 +164,35 @@ def test_autosave_every_n_edits_and_reopening_restores_them(session, tmp_path):
     assert not session_io.load(folder).excluded.any()
 
 
+def test_a_due_autosave_waits_for_a_pause_in_the_edits_unless_they_go_on_without_one(
+    qtbot, session, tmp_path
+):
+    from imgclust_desktop.gui.autosave import QUIET_MS
+
+    session.path = None
+    model = model_with(session)
+    saver = Autosaver(model, every=2, root=tmp_path / "data")
+    inputs = list(session.inputs)
+    first = session.cluster_ids()[0]
+    model.rename(first, "one")
+    model.rename(first, "two")  # due, but not written inside the edit that made it due
+    assert saver._thread is None and find_autosave(inputs, saver.root) is None
+    qtbot.wait(QUIET_MS // 2)
+    model.rename(first, "three")  # a further edit puts it off again
+    qtbot.wait(QUIET_MS // 2 + 100)
+    assert saver._thread is None
+    qtbot.waitUntil(lambda: saver._thread is not None, timeout=QUIET_MS + 1000)  # a quiet moment: written
+    saver.wait()
+    assert session_io.load(find_autosave(inputs, saver.root)).name_of(first) == "three"
+    for name in ("a", "b", "c"):  # edits without a pause: pending reaches 2 x every, written at once
+        model.rename(first, name)
+    written = saver._thread
+    model.rename(first, "d")
+    assert saver._thread is not written and saver.pending == 0
+    saver.wait()
+    assert session_io.load(find_autosave(inputs, saver.root)).name_of(first) == "d"
+
+
 def test_autosaved_edits_come_back_when_the_same_folder_is_opened(
     qtbot, settings, tmp_path, tmp_path_factory, monkeypatch
 ):

@@ -1,4 +1,8 @@
-"""Autosave: the session is written every N edits and on close, so a crash loses at most N edits.
+"""Autosave: the session is written after every N edits and on close, so a crash loses few edits.
+
+The write waits for a quiet moment (QUIET_MS without a further edit), so that it never runs inside an edit:
+a re-cut of the slider that was the N-th step took the snapshot (tens of ms at 100,000 images) and shared
+the interpreter with the writing thread. A run of 2 N edits without a pause is written at once.
 
 Where: the session's own folder when it has one (it was opened from or saved to a folder), else a folder
 per set of inputs under the user data folder (`IMGCLUST_DATA_DIR` overrides it), found again when the same
@@ -8,7 +12,7 @@ never change with an edit, so features.npy is written once per folder, not on ev
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import hashlib
 import json
 import os
@@ -17,9 +21,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 DEFAULT_EVERY = 10
+QUIET_MS = 1000  # an autosave that is due waits for this long without a further edit
 
 
 def data_dir() -> Path:
@@ -59,6 +64,8 @@ class Autosaver(QObject):
         self.last_folder: Path | None = None
         self._thread: threading.Thread | None = None
         self._features_in: dict[str, Any] = {}  # folder -> the features array already written there
+        self._due = QTimer(self, singleShot=True, interval=QUIET_MS)  # a save that waits for a quiet moment
+        self._due.timeout.connect(self._save_due)
         # Plain functions holding a weak reference, not bound slots: the undo stack emits while the model
         # is being destroyed, when a bound slot of this (half-destroyed) child can no longer be looked up.
         ref = weakref.ref(self)
@@ -72,6 +79,7 @@ class Autosaver(QObject):
 
     def _new_session(self, session: Any) -> None:
         self.pending = 0
+        self._due.stop()
         if session is not None and session.path is not None:
             self._features_in[str(session.path)] = session.features  # loaded from there: already on disk
 
@@ -79,24 +87,36 @@ class Autosaver(QObject):
         if self.model.session is None or self.model.provisional:
             return
         self.pending += 1
-        if self.pending >= self.every:
+        if self.pending >= 2 * self.every:  # edits without a pause: do not put it off any longer
+            self._due.stop()
             self.save_now(wait=False)
+        elif self.pending >= self.every:
+            self._due.start()  # (re)started by every edit: written once the person pauses
+            if not self._due.isActive():  # no event loop to wait in (no Qt application): write it now
+                self.save_now(wait=False)
+
+    def _save_due(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._due.start()  # the last write is still going: try again in a moment, without blocking
+            return
+        self.save_now(wait=False)
 
     def save_now(self, *, wait: bool = True) -> Path | None:
         """Write the current session if it has unsaved edits; wait=True blocks until it is on disk."""
         session = self.model.session
         if session is None or self.model.provisional or self.pending == 0:
             return None
+        self._due.stop()
         self.wait()
         folder = self.folder_for(session)
-        snapshot = dataclasses.replace(
-            session,
-            labels=session.labels.copy(),
-            excluded=session.excluded.copy(),
-            clusters=dict(session.clusters),
-            edits=list(session.edits),
-            scores=dict(session.scores),
-        )
+        # The edited parts copied, the rest shared (features, paths, tree: never changed by an edit); a
+        # copy, not dataclasses.replace, so that Session.__post_init__ does not check 100,000 rows again.
+        snapshot = copy.copy(session)
+        snapshot.labels = session.labels.copy()
+        snapshot.excluded = session.excluded.copy()
+        snapshot.clusters = dict(session.clusters)
+        snapshot.edits = list(session.edits)
+        snapshot.scores = dict(session.scores)
         write_features = self._features_in.get(str(folder)) is not session.features
         self._features_in[str(folder)] = session.features
         self.pending = 0
@@ -110,6 +130,9 @@ class Autosaver(QObject):
         return folder
 
     def wait(self, timeout: float | None = 30.0) -> None:
+        """Until what is due is on disk: a save waiting for a quiet moment is written now."""
+        if self._due.isActive():
+            self.save_now(wait=False)  # stops the timer first, then waits for any earlier write
         if self._thread is not None:
             self._thread.join(timeout)
 
