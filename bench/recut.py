@@ -12,13 +12,15 @@ the Clusters tab in front (as it opens) and with the Dendrogram tab in front, --
 fresh session (medians printed); the window's startup objects are frozen (gc.freeze) as imgclust-desktop
 freezes them once its window is up. --dim sets the width of the stored features (the medoids read them;
 the default model's are 1280 wide); --names terms gives every leaf words as the default model does
-(folders: names from parent folders). --stored-medoids remembers the medoids of the tree's stored levels
-first, as the pipeline does for the sessions it makes (the slider steps over those levels, so a re-cut
-there reads no features), and adds the stored level nearest 2,000 to the targets; without it every level
-costs what a typed level that is not stored costs. After opening a session the window works out the
-stored levels' names and drawn trees while it is idle, as imgclust-desktop does (the time it took is
-printed); --cold turns that off, so every level's names are worked out when it is shown. The core section
-is always cold. Wall and CPU time are printed: on a loaded machine the CPU time is the steadier figure.
+(folders: names from parent folders). --stored-medoids remembers the medoids of every stop of the
+window's slider first (the tree's stored levels and the steps between them), as the pipeline does for the
+sessions it makes, so a re-cut there reads no features, and adds the stored level nearest 2,000 to the
+targets (2,000 itself is a level typed in: its new groups' medoids are computed); without it every level
+costs what a typed level costs. After opening a session the window works out the slider stops' names and
+drawn trees while it is idle, as imgclust-desktop does (core/recut.prepare_levels; the core section prints
+how long that takes); --cold turns that off, so every level's names are worked out when it is shown. The
+core section is always cold. The window's autosave (every 10 edits, once the person pauses) does not fall
+inside the timed steps. Wall and CPU time are printed: on a loaded machine the CPU time is the steadier figure.
 Target: the window's re-cut under 100 ms at 100k images.
 """
 
@@ -162,13 +164,13 @@ def main() -> None:
     parser.add_argument(
         "--stored-medoids",
         action="store_true",
-        help="remember the stored levels' medoids first, as the pipeline does (the slider's levels), and "
-        "also visit the stored level nearest 2,000",
+        help="remember the slider stops' medoids first, as the pipeline does (stored levels and the steps "
+        "between them), and also visit the stored level nearest 2,000",
     )
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="the window does not work out the stored levels ahead while idle (core/recut.prepare_levels): "
+        help="the window does not work out the slider stops ahead while idle (core/recut.prepare_levels): "
         "each level's names and drawn tree are worked out when it is first shown",
     )
     parser.add_argument(
@@ -241,7 +243,7 @@ def main() -> None:
         for _ in range(args.repeat):
             window.model.set_session(make_session(points, tree, features, terms))  # first visits again
             drain(app)
-            while window.granularity._ahead_timer.isActive():  # the idle work on the stored levels
+            while window.granularity._ahead_timer.isActive():  # the idle work on the slider's stops
                 app.processEvents()
             for step, k in enumerate(steps):
                 painted = map_paints[0]
@@ -261,7 +263,7 @@ def main() -> None:
             + (f" (median of {args.repeat} fresh sessions)" if args.repeat > 1 else "")
         )
         print(
-            "  (--cold: nothing worked out ahead)" if args.cold else "  (stored levels worked out while idle)"
+            "  (--cold: nothing worked out ahead)" if args.cold else "  (slider stops worked out while idle)"
         )
         for k, runs in zip([*steps, "undo"], timings, strict=True):
             notify, repaint, total, cpu = (statistics.median(column) for column in zip(*runs, strict=True))
