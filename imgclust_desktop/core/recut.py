@@ -75,7 +75,7 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     named = not handmade and moved.size == 0
     if named:
         names = _level_names(tree, k, session.leaf_terms, tree.leaf_of, session.paths)
-        medoids = _node_medoids(session, new_nodes, base)
+        medoids = _node_medoids(tree, session.features, new_nodes, base)
         clusters = {
             cid: ClusterInfo(cid, name, medoid, False, node)
             for cid, (name, medoid, node) in enumerate(zip(names.values(), medoids, node_list, strict=True))
@@ -139,16 +139,16 @@ def plan_recut(session: Session, k: int) -> RecutPlan:
     return RecutPlan(k, labels, clusters, warnings, kept, memory, named)
 
 
-def _node_medoids(session: Session, nodes: np.ndarray, labels: np.ndarray) -> list[int | None]:
+def _node_medoids(
+    tree: ClusterTree, features: np.ndarray, nodes: np.ndarray, labels: np.ndarray
+) -> list[int | None]:
     """The medoid row of each cluster of a uniform cut (cluster c is tree node nodes[c], labels the cut):
-    the node's from tree.node_medoids, the others computed in one pass over the features and kept there."""
-    tree = session.tree
-    assert tree is not None
+    the node's from tree.node_medoids, the others computed in one pass over the features (when there are
+    features for every row) and kept there. None: no medoid known."""
     kept = tree.node_medoids
     medoids = [kept.get(node) for node in nodes.tolist()]
     todo = [cid for cid, medoid in enumerate(medoids) if medoid is None]
-    features = session.features
-    if todo and features.ndim == 2 and features.shape[0] == len(session.paths):
+    if todo and features.ndim == 2 and features.shape[0] == len(labels):
         for cid, row in medoids_of(features, labels, todo).items():
             medoids[cid] = kept[int(nodes[cid])] = row
     return medoids
@@ -670,10 +670,7 @@ def remember_level_medoids(tree: ClusterTree, features: np.ndarray) -> None:
     (at 100,000 images of 1,280 numbers: 3.5 s for the 11 stored levels, 2.1 s more for the 41 other
     stops); done where the tree is made, while the features are at hand."""
     for k in tree.browse_levels():
-        nodes = cut_nodes(tree, k).tolist()
-        todo = [cid for cid, node in enumerate(nodes) if node not in tree.node_medoids]
-        for cid, row in medoids_of(features, tree.cut(k), todo).items():
-            tree.node_medoids[nodes[cid]] = row
+        _node_medoids(tree, features, level_nodes(tree, k), tree.cut(k))
 
 
 def refresh_medoids(session: Session) -> None:

@@ -184,15 +184,9 @@ def montage(
 
 def montage_signature(session: ReportSource, cluster_id: int, members: Sequence[int]) -> str:
     """What a montage shows, as one string: its layout and colour, and each image's path, size and
-    modification time in order (a file gone counts as such)."""
-    shown = []
-    for row in members:
-        path = session.paths[int(row)]
-        try:
-            st = os.stat(path)
-            shown.append((path, st.st_size, st.st_mtime_ns))
-        except OSError:
-            shown.append((path, -1, -1))
+    modification time in order (its thumbnail-cache key; "" for a file gone, a blank tile)."""
+    keys = _cache_keys(session, [int(row) for row in members])
+    shown = [keys.get(int(row), "") for row in members]
     layout = (MONTAGE_COLUMNS, MONTAGE_ROWS, MONTAGE_THUMB, cluster_hex(cluster_id))
     digest = hashlib.sha256(repr((layout, shown)).encode("utf-8", "surrogatepass")).hexdigest()
     return f"imgclust montage 1 {digest}"
